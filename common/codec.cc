@@ -1,0 +1,119 @@
+#include "common/codec.h"
+
+#include <zmq_addon.hpp>
+
+namespace ferry {
+
+std::vector<zmq::message_t> Encode(const wire::Envelope& envelope) {
+  std::vector<zmq::message_t> frames;
+  frames.emplace_back(kProtocolHeader.data(), kProtocolHeader.size());
+  zmq::message_t body(envelope.ByteSizeLong());
+  envelope.SerializeWithCachedSizesToArray(static_cast<uint8_t*>(body.data()));
+  frames.push_back(std::move(body));
+  return frames;
+}
+
+StatusOr<wire::Envelope> Decode(const std::vector<zmq::message_t>& frames) {
+  if (frames.size() != 2) {
+    return Status::Malformed("expected 2 frames (protocol header, envelope), got " +
+                             std::to_string(frames.size()));
+  }
+  std::string_view header(static_cast<const char*>(frames[0].data()), frames[0].size());
+  if (header != kProtocolHeader) {
+    if (header.substr(0, 6) == "FERRY/") {
+      return Status::Malformed("unsupported protocol version '" + std::string(header.substr(0, 32)) +
+                               "' (this node speaks " + std::string(kProtocolHeader) + ")");
+    }
+    return Status::Malformed("first frame is not the Ferry protocol header " +
+                             std::string(kProtocolHeader));
+  }
+  const zmq::message_t& body = frames[1];
+  if (body.size() > kMaxBodyBytes) {
+    return Status::Malformed("envelope of " + std::to_string(body.size()) +
+                             " bytes exceeds the limit of " + std::to_string(kMaxBodyBytes));
+  }
+  wire::Envelope envelope;
+  if (!envelope.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
+    return Status::Malformed("envelope of " + std::to_string(body.size()) +
+                             " bytes does not decode as a Ferry envelope");
+  }
+  if (envelope.body_case() == wire::Envelope::BODY_NOT_SET) {
+    return Status::Malformed("envelope carries no message this protocol version knows");
+  }
+  return envelope;
+}
+
+std::string BodyName(const wire::Envelope& envelope) {
+  const auto* field = wire::Envelope::descriptor()->FindFieldByNumber(envelope.body_case());
+  return field ? field->message_type()->name() : "nothing";
+}
+
+std::optional<Received> TryReceive(zmq::socket_t& socket, bool router) {
+  std::vector<zmq::message_t> frames;
+  try {
+    if (!zmq::recv_multipart(socket, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
+      return std::nullopt;
+    }
+  } catch (const zmq::error_t& e) {
+    // ETERM: the context is shutting down; the caller's loop ends on its own check.
+    return std::nullopt;
+  }
+  Received received{{}, Status::Malformed("empty message")};
+  if (router) {
+    received.identity = frames.front().to_string();
+    frames.erase(frames.begin());
+  }
+  received.envelope = Decode(frames);
+  return received;
+}
+
+StatusOr<wire::Envelope> ReceiveWithin(zmq::socket_t& socket, int timeout_ms) {
+  zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+  try {
+    zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms));
+  } catch (const zmq::error_t& e) {
+    return Status::Unavailable(std::string("poll failed: ") + e.what());
+  }
+  if (!(item.revents & ZMQ_POLLIN)) {
+    return Status::Unavailable("no reply within " + std::to_string(timeout_ms) + " ms");
+  }
+  std::optional<Received> received = TryReceive(socket, /*router=*/false);
+  if (!received) return Status::Unavailable("socket closed while waiting for a reply");
+  return std::move(received->envelope);
+}
+
+Status Send(zmq::socket_t& socket, const wire::Envelope& envelope, const std::string& identity) {
+  std::vector<zmq::message_t> frames;
+  if (!identity.empty()) frames.emplace_back(identity.data(), identity.size());
+  for (auto& frame : Encode(envelope)) frames.push_back(std::move(frame));
+  try {
+    if (!zmq::send_multipart(socket, frames, zmq::send_flags::dontwait)) {
+      return Status::Unavailable("send queue full (high-water mark reached) for " +
+                                 BodyName(envelope));
+    }
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EHOSTUNREACH) return Status::NotFound("peer is no longer connected");
+    return Status::Unavailable(std::string("send failed: ") + e.what());
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::string> Bind(zmq::socket_t& socket, const std::string& endpoint) {
+  try {
+    socket.bind(endpoint);
+    return socket.get(zmq::sockopt::last_endpoint);
+  } catch (const zmq::error_t& e) {
+    return Status::Unavailable("cannot bind " + endpoint + ": " + e.what());
+  }
+}
+
+wire::Envelope ErrorEnvelope(uint64_t request_id, wire::ErrorCode code,
+                             const std::string& message) {
+  wire::Envelope envelope;
+  envelope.set_request_id(request_id);
+  envelope.mutable_error()->set_code(code);
+  envelope.mutable_error()->set_message(message);
+  return envelope;
+}
+
+}  // namespace ferry

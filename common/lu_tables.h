@@ -1,0 +1,57 @@
+#ifndef FERRY_COMMON_LU_TABLES_H_
+#define FERRY_COMMON_LU_TABLES_H_
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/catalog.h"
+#include "common/sqlite.h"
+#include "common/status.h"
+
+namespace ferry {
+
+// The catalog's LU tables in one SQLite database ("lu_<LU>", keys as primary key, references
+// as foreign keys), and the one implementation of applying an LU change to them, shared by
+// the master (commit) and the worker (apply), so both reject the same things the same way.
+// Not thread-safe; the Db must outlive it.
+class LuTables {
+ public:
+  LuTables(sqlite::Db& db, std::shared_ptr<const Catalog> catalog)
+      : db_(db), catalog_(std::move(catalog)) {}
+
+  static std::string TableName(const std::string& lu) { return "lu_" + lu; }
+
+  // Creates any missing table and foreign-key index.
+  Status CreateTables();
+
+  // Applies a change that passed Catalog::ValidateChange, checking it against the stored rows
+  // first so that the error names the row: NEW of a row that exists, MODIFY or REMOVE of one
+  // that does not, a reference to a row that does not exist, REMOVE of a row still referenced.
+  // On success `*row` (if not null) holds the row's columns after NEW or MODIFY, before REMOVE.
+  // REQUIRES: inside a transaction, so a failure can be rolled back whole.
+  Status Apply(const wire::LuChange& change, Row* row);
+
+  // The row of `lu` with key `key`, or nullopt.
+  StatusOr<std::optional<Row>> ReadRow(const config::LogicalUnit& lu, const Row& key);
+  // Every row of `lu`, ordered by key.
+  StatusOr<std::vector<Row>> ReadAll(const config::LogicalUnit& lu);
+
+ private:
+  // The cached prepared statement for `sql`.
+  StatusOr<sqlite::Statement*> Cached(const std::string& sql);
+  Status CheckReference(const std::string& row_name, const config::Reference& reference,
+                        const Row& row);
+  Status CheckNotReferenced(const std::string& row_name, const config::LogicalUnit& lu,
+                            const Row& row);
+
+  sqlite::Db& db_;
+  std::shared_ptr<const Catalog> catalog_;
+  std::map<std::string, sqlite::Statement> statements_;  // by SQL text
+};
+
+}  // namespace ferry
+
+#endif  // FERRY_COMMON_LU_TABLES_H_

@@ -1,0 +1,24 @@
+#ifndef FERRY_COMMON_NODE_MAIN_H_
+#define FERRY_COMMON_NODE_MAIN_H_
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace ferry {
+
+// What every node's main() shares: a stop flag set by SIGTERM or SIGINT, and the ready file
+// through which a node started on "tcp://127.0.0.1:*" tells tests and scripts its ports.
+
+// Installs the handlers (once) and returns the flag they set.
+const std::atomic<bool>& StopFlagOnSignals();
+
+// Writes `lines` ("name=endpoint") to `path` atomically (write, then rename), so a reader
+// never sees half a file. Does nothing when `path` is empty.
+Status WriteReadyFile(const std::string& path, const std::vector<std::string>& lines);
+
+}  // namespace ferry
+
+#endif  // FERRY_COMMON_NODE_MAIN_H_

@@ -1,0 +1,130 @@
+#include "common/sqlite.h"
+
+namespace ferry::sqlite {
+
+StatusOr<Db> Db::Open(const std::string& path, const Options& options) {
+  sqlite3* raw = nullptr;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (options.create ? SQLITE_OPEN_CREATE : 0);
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  std::unique_ptr<sqlite3, DbCloser> handle(raw);
+  if (rc != SQLITE_OK) {
+    return Status::IoError("cannot open database " + path + ": " +
+                           (raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
+  }
+  sqlite3_busy_timeout(raw, options.busy_timeout_ms);
+  Db db(std::move(handle), path);
+  FERRY_RETURN_IF_ERROR(db.Exec("PRAGMA journal_mode=WAL"));
+  FERRY_RETURN_IF_ERROR(db.Exec("PRAGMA foreign_keys=ON"));
+  FERRY_RETURN_IF_ERROR(
+      db.Exec(options.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"));
+  return db;
+}
+
+Status Db::Exec(const std::string& sql) {
+  char* error = nullptr;
+  int rc = sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, &error);
+  if (rc != SQLITE_OK) {
+    std::string message = error ? error : sqlite3_errstr(rc);
+    sqlite3_free(error);
+    return Status::IoError(path_ + ": " + message + " (in: " + sql.substr(0, 200) + ")");
+  }
+  return Status::Ok();
+}
+
+StatusOr<Statement> Db::Prepare(const std::string& sql) {
+  sqlite3_stmt* raw = nullptr;
+  if (sqlite3_prepare_v2(db_.get(), sql.c_str(), static_cast<int>(sql.size()), &raw, nullptr) !=
+      SQLITE_OK) {
+    return Status::Internal(path_ + ": cannot prepare '" + sql + "': " + LastError());
+  }
+  return Statement(raw);
+}
+
+std::string Db::LastError() const { return sqlite3_errmsg(db_.get()); }
+
+Statement& Statement::Bind(int index, std::string_view text) {
+  sqlite3_bind_text(statement_.get(), index, text.data(), static_cast<int>(text.size()),
+                    SQLITE_TRANSIENT);
+  return *this;
+}
+
+Statement& Statement::Bind(int index, int64_t value) {
+  sqlite3_bind_int64(statement_.get(), index, value);
+  return *this;
+}
+
+Statement& Statement::BindBlob(int index, std::string_view bytes) {
+  sqlite3_bind_blob(statement_.get(), index, bytes.data(), static_cast<int>(bytes.size()),
+                    SQLITE_TRANSIENT);
+  return *this;
+}
+
+Statement& Statement::BindNull(int index) {
+  sqlite3_bind_null(statement_.get(), index);
+  return *this;
+}
+
+StatusOr<Statement::StepResult> Statement::Step() {
+  int rc = sqlite3_step(statement_.get());
+  if (rc == SQLITE_ROW) return StepResult::kRow;
+  if (rc == SQLITE_DONE) return StepResult::kDone;
+  sqlite3* db = sqlite3_db_handle(statement_.get());
+  std::string message = sqlite3_errmsg(db);
+  sqlite3_reset(statement_.get());
+  if (rc == SQLITE_CONSTRAINT || (rc & 0xff) == SQLITE_CONSTRAINT) {
+    return Status::InvalidArgument("constraint failed: " + message);
+  }
+  return Status::IoError(message);
+}
+
+Status Statement::Run() {
+  auto result = Step();
+  Reset();
+  return result.ok() ? Status::Ok() : result.status();
+}
+
+void Statement::Reset() {
+  sqlite3_reset(statement_.get());
+  sqlite3_clear_bindings(statement_.get());
+}
+
+int64_t Statement::ColumnInt(int index) const {
+  return sqlite3_column_int64(statement_.get(), index);
+}
+
+std::string Statement::ColumnText(int index) const {
+  const unsigned char* text = sqlite3_column_text(statement_.get(), index);
+  return text ? std::string(reinterpret_cast<const char*>(text),
+                            sqlite3_column_bytes(statement_.get(), index))
+              : std::string();
+}
+
+bool Statement::ColumnIsNull(int index) const {
+  return sqlite3_column_type(statement_.get(), index) == SQLITE_NULL;
+}
+
+std::string_view Statement::ColumnBlob(int index) const {
+  const void* data = sqlite3_column_blob(statement_.get(), index);
+  return data ? std::string_view(static_cast<const char*>(data),
+                                 sqlite3_column_bytes(statement_.get(), index))
+              : std::string_view();
+}
+
+int Statement::ColumnCount() const { return sqlite3_column_count(statement_.get()); }
+
+StatusOr<Transaction> Transaction::Begin(Db& db) {
+  FERRY_RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
+  return Transaction(&db);
+}
+
+Transaction::~Transaction() {
+  if (db_) (void)db_->Exec("ROLLBACK");
+}
+
+Status Transaction::Commit() {
+  Status status = db_->Exec("COMMIT");
+  if (status.ok()) db_ = nullptr;
+  return status;
+}
+
+}  // namespace ferry::sqlite

@@ -1,0 +1,79 @@
+// ferry-master: parses options and runs the Master node.
+#include <boost/program_options.hpp>
+#include <iostream>
+
+#include "common/log.h"
+#include "common/node_main.h"
+#include "master/master.h"
+
+namespace po = boost::program_options;
+
+int main(int argc, char** argv) {
+  ferry::SetLogProgram("ferry-master");
+  ferry::MasterOptions options;
+  std::string catalog_path, ini_path, ready_file;
+  int heartbeat_ms = static_cast<int>(options.heartbeat_interval.count());
+  po::options_description described("ferry-master: the master site of a Ferry deployment.\n"
+                                    "Options (also as key=value lines in --config)");
+  described.add_options()
+      ("help,h", "print this help and exit")
+      ("config", po::value(&ini_path), "INI file with any of the options below")
+      ("master-config", po::value(&catalog_path)->required(),
+       "master configuration (text-format ferry.config.MasterConfiguration): LUs and replica sites")
+      ("db", po::value(&options.db_path)->default_value(options.db_path), "SQLite master database file")
+      ("submit-endpoint", po::value(&options.submit_endpoint)->default_value(options.submit_endpoint),
+       "ZeroMQ endpoint for submit and status requests")
+      ("stream-endpoint", po::value(&options.stream_endpoint)->default_value(options.stream_endpoint),
+       "ZeroMQ endpoint replica sites connect to")
+      ("heartbeat-ms", po::value(&heartbeat_ms)->default_value(heartbeat_ms),
+       "interval of heartbeats to replicas, milliseconds")
+      ("stream-window", po::value(&options.stream_window)->default_value(options.stream_window),
+       "messages sent to a replica ahead of its acknowledgements")
+      ("ready-file", po::value(&ready_file),
+       "once bound, write the endpoints here (submit=..., stream=...)");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, described), vm);
+    if (vm.count("help")) {
+      std::cout << described << "\n";
+      return 0;
+    }
+    if (vm.count("config")) {
+      po::store(po::parse_config_file<char>(vm["config"].as<std::string>().c_str(), described), vm);
+    }
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    std::cerr << "ferry-master: " << e.what() << "\n(see ferry-master --help)\n";
+    return 2;
+  }
+  if (heartbeat_ms <= 0 || options.stream_window == 0) {
+    std::cerr << "ferry-master: --heartbeat-ms and --stream-window must be positive\n";
+    return 2;
+  }
+  options.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
+
+  const auto& stop = ferry::StopFlagOnSignals();
+  auto catalog = ferry::Catalog::Load(catalog_path);
+  if (!catalog.ok()) {
+    ferry::LogError(catalog.status().message());
+    return 1;
+  }
+  zmq::context_t context;
+  auto master = ferry::Master::Create(context, options, *catalog, ferry::SystemClock::Default());
+  if (!master.ok()) {
+    ferry::LogError(master.status().message());
+    return 1;
+  }
+  ferry::Status ready = ferry::WriteReadyFile(
+      ready_file, {"submit=" + (*master)->submit_endpoint(), "stream=" + (*master)->stream_endpoint()});
+  if (!ready.ok()) {
+    ferry::LogError(ready.message());
+    return 1;
+  }
+  ferry::Status run = (*master)->Run(stop);
+  if (!run.ok()) {
+    ferry::LogError(run.message());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,255 @@
+#include "master/master.h"
+
+#include <algorithm>
+
+#include "common/codec.h"
+#include "common/log.h"
+#include "common/node_client.h"
+
+namespace ferry {
+
+StatusOr<std::unique_ptr<Master>> Master::Create(zmq::context_t& context, MasterOptions options,
+                                                 std::shared_ptr<const Catalog> catalog,
+                                                 const Clock* clock) {
+  auto store = OpenSqliteMasterStore(options.db_path, catalog);
+  if (!store.ok()) return store.status();
+  auto published = (*store)->PublishConfiguration(clock->NowMicros());
+  if (!published.ok()) return published.status().Annotate("publishing the configuration");
+  for (const auto& site : *published) LogInfo("configuration queued on the stream of " + site);
+
+  std::unique_ptr<Master> master(new Master(context, std::move(options), std::move(catalog),
+                                            clock, std::move(store).value()));
+  auto submit = Bind(master->submit_socket_, master->options_.submit_endpoint);
+  if (!submit.ok()) return submit.status().Annotate("submit endpoint");
+  master->submit_endpoint_ = *submit;
+  auto stream = Bind(master->stream_socket_, master->options_.stream_endpoint);
+  if (!stream.ok()) return stream.status().Annotate("stream endpoint");
+  master->stream_endpoint_ = *stream;
+  return master;
+}
+
+Master::Master(zmq::context_t& context, MasterOptions options,
+               std::shared_ptr<const Catalog> catalog, const Clock* clock,
+               std::unique_ptr<MasterStore> store)
+    : options_(std::move(options)),
+      catalog_(std::move(catalog)),
+      clock_(clock),
+      store_(std::move(store)),
+      submit_socket_(context, zmq::socket_type::router),
+      stream_socket_(context, zmq::socket_type::router) {
+  for (auto* socket : {&submit_socket_, &stream_socket_}) {
+    socket->set(zmq::sockopt::linger, 0);
+    // An unroutable reply is an error we see, not a silent drop.
+    socket->set(zmq::sockopt::router_mandatory, 1);
+    socket->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(kMaxBodyBytes + 1024));
+  }
+  // Room for a full window of every replica plus heartbeats: the window, not the high-water
+  // mark, is what limits a stream.
+  stream_socket_.set(zmq::sockopt::sndhwm, static_cast<int>(options_.stream_window * 2 + 100));
+  for (const auto& position : store_->Streams()) {
+    Peer& peer = peers_[position.site];
+    peer.acknowledged = position.acknowledged_sequence;
+    peer.next_to_send = position.acknowledged_sequence + 1;
+  }
+}
+
+Status Master::Run(const std::atomic<bool>& stop) {
+  LogInfo("master " + catalog_->proto().master_site() + " serving submit on " + submit_endpoint_ +
+          ", streams on " + stream_endpoint_);
+  auto next_heartbeat = clock_->Steady();
+  while (!stop.load()) {
+    auto now = clock_->Steady();
+    if (now >= next_heartbeat) {
+      SendHeartbeats();
+      next_heartbeat = now + options_.heartbeat_interval;
+    }
+    auto wait = std::min<std::chrono::milliseconds>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(next_heartbeat - now),
+        std::chrono::milliseconds(100));  // also how quickly `stop` is noticed
+    zmq::pollitem_t items[] = {{submit_socket_.handle(), 0, ZMQ_POLLIN, 0},
+                               {stream_socket_.handle(), 0, ZMQ_POLLIN, 0}};
+    try {
+      zmq::poll(items, 2, std::max(wait, std::chrono::milliseconds(0)));
+    } catch (const zmq::error_t& e) {
+      if (e.num() == ETERM) break;
+      return Status::Internal(std::string("poll failed: ") + e.what());
+    }
+    if (items[0].revents & ZMQ_POLLIN) HandleSubmitPort();
+    if (items[1].revents & ZMQ_POLLIN) HandleStreamPort();
+  }
+  LogInfo("master stopped");
+  return Status::Ok();
+}
+
+void Master::HandleSubmitPort() {
+  while (auto received = TryReceive(submit_socket_, /*router=*/true)) {
+    if (!received->envelope.ok()) {
+      LogWarning("submit port: rejected message: " + received->envelope.status().message());
+      (void)Send(submit_socket_,
+                 ErrorEnvelope(0, wire::MALFORMED, received->envelope.status().message()),
+                 received->identity);
+      continue;
+    }
+    const wire::Envelope& request = *received->envelope;
+    wire::Envelope reply;
+    reply.set_request_id(request.request_id());
+    if (request.has_submit_request()) {
+      auto committed = store_->Commit(request.submit_request(), clock_->NowMicros());
+      if (committed.ok()) {
+        *reply.mutable_submit_reply() = std::move(committed).value();
+      } else {
+        reply = ErrorEnvelope(request.request_id(), ErrorCodeFor(committed.status()),
+                              committed.status().message());
+      }
+    } else if (request.has_status_request()) {
+      *reply.mutable_status_reply()->mutable_master() = CurrentStatus();
+    } else {
+      const std::string reason =
+          "the submit port takes SubmitRequest or StatusRequest, not " + BodyName(request);
+      LogWarning("submit port: " + reason);
+      reply = ErrorEnvelope(request.request_id(), wire::UNEXPECTED, reason);
+    }
+    Status sent = Send(submit_socket_, reply, received->identity);
+    if (!sent.ok()) LogWarning("submit port: reply not sent: " + sent.message());
+    if (reply.has_submit_reply()) {
+      for (const auto& position : reply.submit_reply().published()) Pump(position.site());
+    }
+  }
+}
+
+void Master::HandleStreamPort() {
+  while (auto received = TryReceive(stream_socket_, /*router=*/true)) {
+    if (!received->envelope.ok()) {
+      LogWarning("stream port: rejected message: " + received->envelope.status().message());
+      (void)Send(stream_socket_,
+                 ErrorEnvelope(0, wire::MALFORMED, received->envelope.status().message()),
+                 received->identity);
+      continue;
+    }
+    const wire::Envelope& envelope = *received->envelope;
+    if (envelope.has_stream_hello()) {
+      OnHello(received->identity, envelope.stream_hello());
+    } else if (envelope.has_ack()) {
+      OnAck(received->identity, envelope.ack());
+    } else {
+      const std::string reason = "the stream port takes StreamHello or Ack, not " + BodyName(envelope);
+      LogWarning("stream port: " + reason);
+      (void)Send(stream_socket_, ErrorEnvelope(envelope.request_id(), wire::UNEXPECTED, reason),
+                 received->identity);
+    }
+  }
+}
+
+void Master::OnHello(const std::string& identity, const wire::StreamHello& hello) {
+  auto it = peers_.find(hello.site());
+  if (it == peers_.end()) {
+    const std::string reason =
+        "site '" + hello.site() + "' is not a replica site in the master configuration";
+    LogWarning("stream port: refused hello: " + reason);
+    (void)Send(stream_socket_, ErrorEnvelope(0, wire::NOT_FOUND, reason), identity);
+    return;
+  }
+  Peer& peer = it->second;
+  uint64_t latest = 0;
+  for (const auto& position : store_->Streams()) {
+    if (position.site == hello.site()) latest = position.latest_sequence;
+  }
+  uint64_t next = std::max<uint64_t>(hello.next_sequence(), 1);
+  if (next > latest + 1) {
+    LogError("site " + hello.site() + " asks for sequence " + std::to_string(next) +
+             " but its stream ends at " + std::to_string(latest) +
+             ": the replica holds messages this master does not; sending from " +
+             std::to_string(latest + 1));
+    next = latest + 1;
+  }
+  if (peer.identity != identity) {
+    LogInfo("site " + hello.site() + " connected, streaming from sequence " + std::to_string(next));
+  }
+  peer.identity = identity;
+  peer.next_to_send = next;
+  peer.last_heard = clock_->Steady();
+  // Asking for `next` means everything before it is stored.
+  wire::Ack implied;
+  implied.set_site(hello.site());
+  implied.set_sequence(next - 1);
+  OnAck(identity, implied);
+}
+
+void Master::OnAck(const std::string& identity, const wire::Ack& ack) {
+  auto it = peers_.find(ack.site());
+  if (it == peers_.end() || it->second.identity != identity) {
+    LogWarning("stream port: ack for site '" + ack.site() + "' from a connection that is not its");
+    return;
+  }
+  Peer& peer = it->second;
+  peer.last_heard = clock_->Steady();
+  if (ack.sequence() > peer.acknowledged) {
+    Status recorded = store_->RecordAcknowledged(ack.site(), ack.sequence());
+    if (!recorded.ok()) LogError("recording ack of " + ack.site() + ": " + recorded.message());
+    peer.acknowledged = ack.sequence();
+  }
+  Pump(ack.site());
+}
+
+void Master::Pump(const std::string& site) {
+  auto it = peers_.find(site);
+  if (it == peers_.end() || it->second.identity.empty()) return;
+  Peer& peer = it->second;
+  constexpr size_t kBatch = 256;
+  while (peer.next_to_send <= peer.acknowledged + options_.stream_window) {
+    size_t room = peer.acknowledged + options_.stream_window - peer.next_to_send + 1;
+    auto entries = store_->ReadOutbox(site, peer.next_to_send, std::min(room, kBatch));
+    if (!entries.ok()) {
+      LogError("reading the outbox of " + site + ": " + entries.status().message());
+      return;
+    }
+    if (entries->empty()) return;
+    for (const auto& entry : *entries) {
+      wire::Envelope envelope;
+      if (!envelope.mutable_replication_message()->ParseFromString(entry.message)) {
+        LogError("outbox entry " + site + "#" + std::to_string(entry.sequence) + " is corrupt");
+        return;
+      }
+      Status sent = Send(stream_socket_, envelope, peer.identity);
+      if (!sent.ok()) {
+        // Gone: it says hello again when it is back. Full: the next ack or heartbeat resumes.
+        LogWarning("stream to " + site + " paused at sequence " + std::to_string(entry.sequence) +
+                   ": " + sent.message());
+        if (sent.code() == Status::Code::kNotFound) peer.identity.clear();
+        return;
+      }
+      peer.next_to_send = entry.sequence + 1;
+    }
+  }
+}
+
+void Master::SendHeartbeats() {
+  for (const auto& position : store_->Streams()) {
+    auto it = peers_.find(position.site);
+    if (it == peers_.end() || it->second.identity.empty()) continue;
+    wire::Envelope envelope;
+    envelope.mutable_heartbeat()->set_latest_sequence(position.latest_sequence);
+    Status sent = Send(stream_socket_, envelope, it->second.identity);
+    if (sent.code() == Status::Code::kNotFound) it->second.identity.clear();
+    Pump(position.site);  // resumes a stream that a full queue paused
+  }
+}
+
+wire::MasterStatus Master::CurrentStatus() const {
+  wire::MasterStatus status;
+  status.set_site(catalog_->proto().master_site());
+  status.set_last_transaction_id(store_->LastTransactionId());
+  const auto now = clock_->Steady();
+  for (const auto& position : store_->Streams()) {
+    wire::StreamStatus* stream = status.add_streams();
+    stream->set_site(position.site);
+    stream->set_latest_sequence(position.latest_sequence);
+    stream->set_acknowledged_sequence(position.acknowledged_sequence);
+    auto it = peers_.find(position.site);
+    stream->set_connected(it != peers_.end() && !it->second.identity.empty() &&
+                          now - it->second.last_heard < 3 * options_.heartbeat_interval);
+  }
+  return status;
+}
+
+}  // namespace ferry

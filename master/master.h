@@ -1,0 +1,79 @@
+#ifndef FERRY_MASTER_MASTER_H_
+#define FERRY_MASTER_MASTER_H_
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <zmq.hpp>
+
+#include "common/catalog.h"
+#include "common/clock.h"
+#include "common/status.h"
+#include "master/master_store.h"
+
+namespace ferry {
+
+struct MasterOptions {
+  std::string submit_endpoint = "tcp://127.0.0.1:7400";  // submit and status requests
+  std::string stream_endpoint = "tcp://127.0.0.1:7401";  // replica sites connect here
+  std::string db_path = "master.db";                     // the SQLite master database
+  std::chrono::milliseconds heartbeat_interval{1000};    // to every connected replica
+  uint32_t stream_window = 1000;  // messages sent to a replica and not yet acknowledged
+};
+
+// ferry-master: owns the master database, takes transactions on its submit port, and streams
+// each replica site its own messages on the stream port (ROUTER): a replica says hello with
+// the sequence it wants next and is sent its stream from there, at most `stream_window`
+// messages ahead of its acknowledgements, with heartbeats carrying the latest sequence.
+// Single-threaded: Run() is its poll loop.
+class Master {
+ public:
+  // Opens the store and binds both ports. REQUIRES: `context` and `clock` outlive it.
+  static StatusOr<std::unique_ptr<Master>> Create(zmq::context_t& context, MasterOptions options,
+                                                  std::shared_ptr<const Catalog> catalog,
+                                                  const Clock* clock);
+
+  // Serves until `stop` is set or the context shuts down.
+  Status Run(const std::atomic<bool>& stop);
+
+  // The endpoints actually bound (a "*" port resolved).
+  const std::string& submit_endpoint() const { return submit_endpoint_; }
+  const std::string& stream_endpoint() const { return stream_endpoint_; }
+
+ private:
+  // A replica site's connection to its stream.
+  struct Peer {
+    std::string identity;       // ROUTER identity of its current connection; empty if none
+    uint64_t next_to_send = 1;  // the next sequence to send it
+    uint64_t acknowledged = 0;  // it has stored everything up to here
+    std::chrono::steady_clock::time_point last_heard{};
+  };
+
+  Master(zmq::context_t& context, MasterOptions options, std::shared_ptr<const Catalog> catalog,
+         const Clock* clock, std::unique_ptr<MasterStore> store);
+
+  void HandleSubmitPort();
+  void HandleStreamPort();
+  void OnHello(const std::string& identity, const wire::StreamHello& hello);
+  void OnAck(const std::string& identity, const wire::Ack& ack);
+  // Sends `site` what its window allows.
+  void Pump(const std::string& site);
+  void SendHeartbeats();
+  wire::MasterStatus CurrentStatus() const;
+
+  MasterOptions options_;
+  std::shared_ptr<const Catalog> catalog_;
+  const Clock* clock_;
+  std::unique_ptr<MasterStore> store_;
+  zmq::socket_t submit_socket_;
+  zmq::socket_t stream_socket_;
+  std::string submit_endpoint_;
+  std::string stream_endpoint_;
+  std::map<std::string, Peer> peers_;  // by replica site
+};
+
+}  // namespace ferry
+
+#endif  // FERRY_MASTER_MASTER_H_

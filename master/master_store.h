@@ -1,0 +1,62 @@
+#ifndef FERRY_MASTER_MASTER_STORE_H_
+#define FERRY_MASTER_MASTER_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/catalog.h"
+#include "common/status.h"
+#include "proto/ferry.pb.h"
+
+namespace ferry {
+
+// One stored replication message of a replica's stream: a serialized wire::ReplicationMessage.
+struct OutboxEntry {
+  uint64_t sequence = 0;
+  std::string message;
+};
+
+struct StreamPosition {
+  std::string site;
+  uint64_t latest_sequence = 0;        // the newest message on the stream
+  uint64_t acknowledged_sequence = 0;  // the replica has stored everything up to here
+};
+
+// The master's database: the LU tables, the outbox of every replica's stream and the stream
+// positions. SQLite now (OpenSqliteMasterStore); PostgreSQL later behind the same interface.
+// Not thread-safe: the Master node owns it.
+class MasterStore {
+ public:
+  virtual ~MasterStore() = default;
+
+  // Checks every change against the catalog and the stored rows and, only if all of them
+  // hold, commits the rows and one outbox entry per replica site they route to, in one
+  // durable transaction. A rejected request stores nothing; its error names the change
+  // (by its position), the LU, the key and what is wrong.
+  virtual StatusOr<wire::SubmitReply> Commit(const wire::SubmitRequest& request,
+                                             int64_t commit_time_us) = 0;
+
+  // Puts a Receive_Configuration message on the stream of every replica site that has not
+  // been sent this configuration yet (at the first start: all of them). Returns the sites.
+  virtual StatusOr<std::vector<std::string>> PublishConfiguration(int64_t now_us) = 0;
+
+  // Up to `max` entries of `site`'s stream from `from_sequence` on, in order.
+  virtual StatusOr<std::vector<OutboxEntry>> ReadOutbox(const std::string& site,
+                                                        uint64_t from_sequence, size_t max) = 0;
+
+  // Records that `site` has stored everything up to `sequence`.
+  virtual Status RecordAcknowledged(const std::string& site, uint64_t sequence) = 0;
+
+  virtual std::vector<StreamPosition> Streams() const = 0;
+  virtual uint64_t LastTransactionId() const = 0;
+};
+
+// Opens (creating if needed) the SQLite master database at `path` for `catalog`.
+StatusOr<std::unique_ptr<MasterStore>> OpenSqliteMasterStore(
+    const std::string& path, std::shared_ptr<const Catalog> catalog);
+
+}  // namespace ferry
+
+#endif  // FERRY_MASTER_MASTER_STORE_H_

@@ -1,0 +1,228 @@
+#include <map>
+
+#include "common/lu_tables.h"
+#include "common/sqlite.h"
+#include "master/master_store.h"
+
+namespace ferry {
+namespace {
+
+constexpr char kSchema[] = R"sql(
+CREATE TABLE IF NOT EXISTS ferry_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ferry_streams (
+  site TEXT PRIMARY KEY,
+  latest_sequence INTEGER NOT NULL,
+  acknowledged_sequence INTEGER NOT NULL,
+  configuration_digest TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS ferry_outbox (
+  site TEXT NOT NULL,
+  sequence INTEGER NOT NULL,
+  transaction_id INTEGER NOT NULL,
+  message BLOB NOT NULL,
+  PRIMARY KEY (site, sequence)) WITHOUT ROWID;
+)sql";
+
+class SqliteMasterStore final : public MasterStore {
+ public:
+  SqliteMasterStore(sqlite::Db db, std::shared_ptr<const Catalog> catalog)
+      : db_(std::move(db)), catalog_(catalog), tables_(db_, catalog) {}
+
+  Status Init() {
+    FERRY_RETURN_IF_ERROR(db_.Exec(kSchema));
+    FERRY_RETURN_IF_ERROR(tables_.CreateTables());
+    for (const auto& replica : catalog_->proto().replicas()) {
+      FERRY_RETURN_IF_ERROR(db_.Exec(
+          "INSERT OR IGNORE INTO ferry_streams (site, latest_sequence, acknowledged_sequence) "
+          "VALUES ('" + replica.name() + "', 0, 0)"));  // site names are checked: no quotes
+    }
+    auto streams = db_.Prepare(
+        "SELECT site, latest_sequence, acknowledged_sequence FROM ferry_streams ORDER BY site");
+    if (!streams.ok()) return streams.status();
+    while (true) {
+      auto step = streams->Step();
+      if (!step.ok()) return step.status();
+      if (*step == sqlite::Statement::StepResult::kDone) break;
+      StreamPosition& p = streams_[streams->ColumnText(0)];
+      p.site = streams->ColumnText(0);
+      p.latest_sequence = streams->ColumnInt(1);
+      p.acknowledged_sequence = streams->ColumnInt(2);
+    }
+    auto last = db_.Prepare("SELECT value FROM ferry_meta WHERE key='last_transaction_id'");
+    if (!last.ok()) return last.status();
+    auto step = last->Step();
+    if (!step.ok()) return step.status();
+    if (*step == sqlite::Statement::StepResult::kRow) {
+      last_transaction_id_ = std::stoull(last->ColumnText(0));
+    }
+    return PrepareStatements();
+  }
+
+  StatusOr<wire::SubmitReply> Commit(const wire::SubmitRequest& request,
+                                     int64_t commit_time_us) override {
+    if (request.changes().empty()) return Status::InvalidArgument("the transaction has no changes");
+    auto transaction = sqlite::Transaction::Begin(db_);
+    if (!transaction.ok()) return transaction.status();
+    const uint64_t transaction_id = last_transaction_id_ + 1;
+    std::map<std::string, wire::ReplicationMessage> messages;  // by target site
+    for (int i = 0; i < request.changes_size(); ++i) {
+      const wire::LuChange& change = request.changes(i);
+      const std::string where = "change " + std::to_string(i + 1);
+      FERRY_RETURN_IF_ERROR(catalog_->ValidateChange(change).Annotate(where));
+      Row row;
+      FERRY_RETURN_IF_ERROR(tables_.Apply(change, &row).Annotate(where));
+      const config::LogicalUnit& lu = *catalog_->FindLu(change.lu());
+      for (const auto& replica : catalog_->proto().replicas()) {
+        if (catalog_->RoutesTo(replica, lu, row)) *messages[replica.name()].add_changes() = change;
+      }
+    }
+    wire::SubmitReply reply;
+    reply.set_transaction_id(transaction_id);
+    for (auto& [site, message] : messages) {
+      message.set_site(site);
+      message.set_sequence(streams_[site].latest_sequence + 1);
+      message.set_message_class(wire::RECEIVE_MESSAGE);
+      message.set_origin_site(catalog_->proto().master_site());
+      message.set_transaction_id(transaction_id);
+      message.set_commit_time_us(commit_time_us);
+      FERRY_RETURN_IF_ERROR(Append(message));
+      wire::SitePosition* position = reply.add_published();
+      position->set_site(site);
+      position->set_sequence(message.sequence());
+    }
+    set_meta_->Bind(1, "last_transaction_id").Bind(2, std::to_string(transaction_id));
+    FERRY_RETURN_IF_ERROR(set_meta_->Run());
+    FERRY_RETURN_IF_ERROR(transaction->Commit());
+    last_transaction_id_ = transaction_id;
+    for (const auto& position : reply.published()) {
+      streams_[position.site()].latest_sequence = position.sequence();
+    }
+    return reply;
+  }
+
+  StatusOr<std::vector<std::string>> PublishConfiguration(int64_t now_us) override {
+    const std::string digest = catalog_->Digest();
+    auto transaction = sqlite::Transaction::Begin(db_);
+    if (!transaction.ok()) return transaction.status();
+    auto stale = db_.Prepare(
+        "SELECT site FROM ferry_streams WHERE configuration_digest != ? ORDER BY site");
+    if (!stale.ok()) return stale.status();
+    stale->Bind(1, digest);
+    std::vector<std::string> sites;
+    while (true) {
+      auto step = stale->Step();
+      if (!step.ok()) return step.status();
+      if (*step == sqlite::Statement::StepResult::kDone) break;
+      if (catalog_->FindReplica(stale->ColumnText(0))) sites.push_back(stale->ColumnText(0));
+    }
+    std::map<std::string, uint64_t> sequences;
+    for (const auto& site : sites) {
+      wire::ReplicationMessage message;
+      message.set_site(site);
+      message.set_sequence(streams_[site].latest_sequence + 1);
+      message.set_message_class(wire::RECEIVE_CONFIGURATION);
+      message.set_origin_site(catalog_->proto().master_site());
+      message.set_commit_time_us(now_us);
+      *message.mutable_configuration() = catalog_->proto();
+      FERRY_RETURN_IF_ERROR(Append(message));
+      auto mark = db_.Prepare("UPDATE ferry_streams SET configuration_digest=? WHERE site=?");
+      if (!mark.ok()) return mark.status();
+      FERRY_RETURN_IF_ERROR(mark->Bind(1, digest).Bind(2, site).Run());
+      sequences[site] = message.sequence();
+    }
+    FERRY_RETURN_IF_ERROR(transaction->Commit());
+    for (const auto& [site, sequence] : sequences) streams_[site].latest_sequence = sequence;
+    return sites;
+  }
+
+  StatusOr<std::vector<OutboxEntry>> ReadOutbox(const std::string& site, uint64_t from_sequence,
+                                                size_t max) override {
+    read_outbox_->Bind(1, site)
+        .Bind(2, static_cast<int64_t>(from_sequence))
+        .Bind(3, static_cast<int64_t>(max));
+    std::vector<OutboxEntry> entries;
+    while (true) {
+      auto step = read_outbox_->Step();
+      if (!step.ok()) return step.status();
+      if (*step == sqlite::Statement::StepResult::kDone) break;
+      entries.push_back({static_cast<uint64_t>(read_outbox_->ColumnInt(0)),
+                         std::string(read_outbox_->ColumnBlob(1))});
+    }
+    read_outbox_->Reset();
+    return entries;
+  }
+
+  Status RecordAcknowledged(const std::string& site, uint64_t sequence) override {
+    auto it = streams_.find(site);
+    if (it == streams_.end()) return Status::NotFound("no stream for site " + site);
+    if (sequence <= it->second.acknowledged_sequence) return Status::Ok();
+    set_acknowledged_->Bind(1, static_cast<int64_t>(sequence)).Bind(2, site);
+    FERRY_RETURN_IF_ERROR(set_acknowledged_->Run());
+    it->second.acknowledged_sequence = sequence;
+    return Status::Ok();
+  }
+
+  std::vector<StreamPosition> Streams() const override {
+    std::vector<StreamPosition> out;
+    for (const auto& [site, position] : streams_) out.push_back(position);
+    return out;
+  }
+
+  uint64_t LastTransactionId() const override { return last_transaction_id_; }
+
+ private:
+  Status PrepareStatements() {
+    auto prepare = [this](std::optional<sqlite::Statement>& slot, const char* sql) {
+      auto statement = db_.Prepare(sql);
+      if (!statement.ok()) return statement.status();
+      slot.emplace(std::move(statement).value());
+      return Status::Ok();
+    };
+    FERRY_RETURN_IF_ERROR(prepare(insert_outbox_,
+        "INSERT INTO ferry_outbox (site, sequence, transaction_id, message) VALUES (?, ?, ?, ?)"));
+    FERRY_RETURN_IF_ERROR(prepare(set_latest_,
+        "UPDATE ferry_streams SET latest_sequence=? WHERE site=?"));
+    FERRY_RETURN_IF_ERROR(prepare(set_acknowledged_,
+        "UPDATE ferry_streams SET acknowledged_sequence=? WHERE site=?"));
+    FERRY_RETURN_IF_ERROR(prepare(set_meta_,
+        "INSERT INTO ferry_meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value=excluded.value"));
+    FERRY_RETURN_IF_ERROR(prepare(read_outbox_,
+        "SELECT sequence, message FROM ferry_outbox WHERE site=? AND sequence>=? "
+        "ORDER BY sequence LIMIT ?"));
+    return Status::Ok();
+  }
+
+  // Stores `message` as the next entry of its site's stream. REQUIRES: in a transaction.
+  Status Append(const wire::ReplicationMessage& message) {
+    std::string bytes;
+    message.SerializeToString(&bytes);
+    insert_outbox_->Bind(1, message.site())
+        .Bind(2, static_cast<int64_t>(message.sequence()))
+        .Bind(3, static_cast<int64_t>(message.transaction_id()))
+        .BindBlob(4, bytes);
+    FERRY_RETURN_IF_ERROR(insert_outbox_->Run());
+    set_latest_->Bind(1, static_cast<int64_t>(message.sequence())).Bind(2, message.site());
+    return set_latest_->Run();
+  }
+
+  sqlite::Db db_;
+  std::shared_ptr<const Catalog> catalog_;
+  LuTables tables_;
+  std::map<std::string, StreamPosition> streams_;  // by site; mirrors ferry_streams
+  uint64_t last_transaction_id_ = 0;
+  std::optional<sqlite::Statement> insert_outbox_, set_latest_, set_acknowledged_, set_meta_,
+      read_outbox_;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<MasterStore>> OpenSqliteMasterStore(
+    const std::string& path, std::shared_ptr<const Catalog> catalog) {
+  auto db = sqlite::Db::Open(path, {});
+  if (!db.ok()) return db.status();
+  auto store = std::make_unique<SqliteMasterStore>(std::move(db).value(), std::move(catalog));
+  FERRY_RETURN_IF_ERROR(store->Init().Annotate("master database " + path));
+  return std::unique_ptr<MasterStore>(std::move(store));
+}
+
+}  // namespace ferry

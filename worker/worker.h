@@ -1,0 +1,45 @@
+#ifndef FERRY_WORKER_WORKER_H_
+#define FERRY_WORKER_WORKER_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <zmq.hpp>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "replica/replica_store.h"
+
+namespace ferry {
+
+struct WorkerOptions {
+  std::string replica_endpoint;  // the replica's worker port; required
+  std::string db_path;           // the replica's SQLite database; required
+  std::string queue = "REPLICATION";  // the batch queue this process serves
+};
+
+// ferry-worker: a background process bound to one batch queue of a replica. It says hello to
+// the replica's worker port, then applies each job it is assigned (all of the job's LU
+// changes and the job's Ready mark in one transaction) and reports the outcome. The replica
+// decides what runs when; a worker never picks a job itself. Single-threaded.
+class Worker {
+ public:
+  // REQUIRES: `context` and `clock` outlive it.
+  static StatusOr<std::unique_ptr<Worker>> Create(zmq::context_t& context, WorkerOptions options,
+                                                  const Clock* clock);
+  // Serves until `stop` is set or the context shuts down; a job in progress is finished first.
+  Status Run(const std::atomic<bool>& stop);
+
+ private:
+  Worker(zmq::context_t& context, WorkerOptions options, const Clock* clock,
+         std::unique_ptr<ReplicaStore> store);
+
+  WorkerOptions options_;
+  const Clock* clock_;
+  std::unique_ptr<ReplicaStore> store_;
+  zmq::socket_t socket_;  // DEALER to the replica's worker port
+};
+
+}  // namespace ferry
+
+#endif  // FERRY_WORKER_WORKER_H_
