@@ -1,15 +1,15 @@
 #include "common/catalog.h"
 
+#include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/text_format.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <cstdio>
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <set>
 #include <sstream>
 
@@ -26,10 +26,9 @@ bool IsIdentifier(const std::string& name) {
 
 // Site names may also hold '-' ("SITE-A"); they name streams, never SQL.
 bool IsSiteName(const std::string& name) {
-  return !name.empty() && name.size() <= 64 &&
-         std::all_of(name.begin(), name.end(), [](char c) {
-           return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
-         });
+  return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
 }
 
 bool Contains(const google::protobuf::RepeatedPtrField<std::string>& list, const std::string& v) {
@@ -78,15 +77,32 @@ std::string RowName(const std::string& lu, const std::vector<std::string>& key_n
 
 bool ValueFitsType(const std::string& value, config::AttributeType type) {
   if (type == config::TEXT) return true;
-  if (value.empty()) return false;
-  errno = 0;
-  char* end = nullptr;
+  // Strict decimal forms only: no blanks, no hex, no inf or nan, which SQLite would store as
+  // something other than what the sender meant.
+  size_t i = 0;
+  auto digits = [&value, &i] {
+    size_t start = i;
+    while (i < value.size() && std::isdigit(static_cast<unsigned char>(value[i]))) ++i;
+    return i > start;
+  };
+  if (i < value.size() && value[i] == '-') ++i;
+  if (!digits()) return false;
   if (type == config::INTEGER) {
-    std::strtoll(value.c_str(), &end, 10);
-  } else {
-    std::strtod(value.c_str(), &end);
+    if (i != value.size()) return false;
+    errno = 0;
+    std::strtoll(value.c_str(), nullptr, 10);
+    return errno == 0;  // out of range otherwise
   }
-  return errno == 0 && end == value.c_str() + value.size();
+  if (i < value.size() && value[i] == '.') {
+    ++i;
+    if (!digits()) return false;
+  }
+  if (i < value.size() && (value[i] == 'e' || value[i] == 'E')) {
+    ++i;
+    if (i < value.size() && (value[i] == '-' || value[i] == '+')) ++i;
+    if (!digits()) return false;
+  }
+  return i == value.size();
 }
 
 StatusOr<std::shared_ptr<const Catalog>> Catalog::Load(const std::string& path) {
@@ -138,15 +154,19 @@ Status Catalog::Check() {
       }
     }
     if (lu.key().empty()) return Status::InvalidArgument("LU " + lu.name() + " has no key");
+    std::set<std::string> keys;
     for (const auto& key : lu.key()) {
+      if (!keys.insert(key).second) {
+        return Status::InvalidArgument("LU " + lu.name() + ": key " + Quote(key) +
+                                       " is listed twice");
+      }
       if (!names.count(key)) {
         return Status::InvalidArgument("LU " + lu.name() + ": key " + Quote(key) +
                                        " is not one of its attributes");
       }
     }
-    for (const auto& [what, attribute] :
-         {std::pair{"company_attribute", lu.company_attribute()},
-          std::pair{"site_attribute", lu.site_attribute()}}) {
+    for (const auto& [what, attribute] : {std::pair{"company_attribute", lu.company_attribute()},
+                                          std::pair{"site_attribute", lu.site_attribute()}}) {
       if (!attribute.empty() && !names.count(attribute)) {
         return Status::InvalidArgument("LU " + lu.name() + ": " + what + " " + Quote(attribute) +
                                        " is not one of its attributes");
@@ -159,10 +179,10 @@ Status Catalog::Check() {
                                        Quote(reference.lu()));
       }
       if (reference.attributes_size() != target->key_size()) {
-        return Status::InvalidArgument(
-            "LU " + lu.name() + ": reference to " + target->name() + " names " +
-            std::to_string(reference.attributes_size()) + " attributes, but " + target->name() +
-            "'s key has " + std::to_string(target->key_size()));
+        return Status::InvalidArgument("LU " + lu.name() + ": reference to " + target->name() +
+                                       " names " + std::to_string(reference.attributes_size()) +
+                                       " attributes, but " + target->name() + "'s key has " +
+                                       std::to_string(target->key_size()));
       }
       for (const auto& attribute : reference.attributes()) {
         if (!names.count(attribute)) {
@@ -216,8 +236,8 @@ const config::ReplicaSite* Catalog::FindReplica(const std::string& name) const {
   return it == replica_index_.end() ? nullptr : &config_.replicas(it->second);
 }
 
-std::vector<std::pair<const config::LogicalUnit*, const config::Reference*>>
-Catalog::ReferencesTo(const std::string& lu) const {
+std::vector<std::pair<const config::LogicalUnit*, const config::Reference*>> Catalog::ReferencesTo(
+    const std::string& lu) const {
   std::vector<std::pair<const config::LogicalUnit*, const config::Reference*>> out;
   for (const auto& other : config_.lus()) {
     for (const auto& reference : other.references()) {
@@ -247,7 +267,8 @@ Status Catalog::ValidateChange(const wire::LuChange& change) const {
   }
   for (const auto& [name, value] : change.keys()) {
     if (!Contains(lu->key(), name)) {
-      return Status::InvalidArgument(row + ": " + name + " is not a key attribute of " + lu->name());
+      return Status::InvalidArgument(row + ": " + name + " is not a key attribute of " +
+                                     lu->name());
     }
   }
   if (change.action() == wire::REMOVE && !change.attributes().empty()) {

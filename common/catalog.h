@@ -16,7 +16,8 @@ namespace ferry {
 using Row = std::map<std::string, std::string>;
 
 // "Customer[customer_id=CU-5]": how errors and logs name a row.
-std::string RowName(const std::string& lu, const google::protobuf::Map<std::string, std::string>& keys);
+std::string RowName(const std::string& lu,
+                    const google::protobuf::Map<std::string, std::string>& keys);
 std::string RowName(const std::string& lu, const std::vector<std::string>& key_names,
                     const Row& row);
 

@@ -21,7 +21,8 @@ StatusOr<ChildProcess> ChildProcess::Start(const std::vector<std::string>& argv,
   int log_fd = -1;
   if (!log_path.empty()) {
     log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log_fd < 0) return Status::IoError("cannot open log " + log_path + ": " + std::strerror(errno));
+    if (log_fd < 0)
+      return Status::IoError("cannot open log " + log_path + ": " + std::strerror(errno));
   }
   // Built before fork: the child may only call async-signal-safe functions.
   std::vector<char*> args;

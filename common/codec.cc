@@ -1,5 +1,6 @@
 #include "common/codec.h"
 
+#include <algorithm>
 #include <zmq_addon.hpp>
 
 namespace ferry {
@@ -21,8 +22,9 @@ StatusOr<wire::Envelope> Decode(const std::vector<zmq::message_t>& frames) {
   std::string_view header(static_cast<const char*>(frames[0].data()), frames[0].size());
   if (header != kProtocolHeader) {
     if (header.substr(0, 6) == "FERRY/") {
-      return Status::Malformed("unsupported protocol version '" + std::string(header.substr(0, 32)) +
-                               "' (this node speaks " + std::string(kProtocolHeader) + ")");
+      return Status::Malformed("unsupported protocol version '" +
+                               std::string(header.substr(0, 32)) + "' (this node speaks " +
+                               std::string(kProtocolHeader) + ")");
     }
     return Status::Malformed("first frame is not the Ferry protocol header " +
                              std::string(kProtocolHeader));
@@ -69,11 +71,7 @@ std::optional<Received> TryReceive(zmq::socket_t& socket, bool router) {
 
 StatusOr<wire::Envelope> ReceiveWithin(zmq::socket_t& socket, int timeout_ms) {
   zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
-  try {
-    zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms));
-  } catch (const zmq::error_t& e) {
-    return Status::Unavailable(std::string("poll failed: ") + e.what());
-  }
+  FERRY_RETURN_IF_ERROR(Poll(&item, 1, std::chrono::milliseconds(timeout_ms)));
   if (!(item.revents & ZMQ_POLLIN)) {
     return Status::Unavailable("no reply within " + std::to_string(timeout_ms) + " ms");
   }
@@ -94,6 +92,18 @@ Status Send(zmq::socket_t& socket, const wire::Envelope& envelope, const std::st
   } catch (const zmq::error_t& e) {
     if (e.num() == EHOSTUNREACH) return Status::NotFound("peer is no longer connected");
     return Status::Unavailable(std::string("send failed: ") + e.what());
+  }
+  return Status::Ok();
+}
+
+Status Poll(zmq::pollitem_t* items, size_t count, std::chrono::milliseconds timeout) {
+  for (size_t i = 0; i < count; ++i) items[i].revents = 0;
+  try {
+    zmq::poll(items, count, std::max(timeout, std::chrono::milliseconds(0)));
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EINTR) return Status::Ok();
+    if (e.num() == ETERM) return Status::Unavailable("the ZeroMQ context is shutting down");
+    return Status::Internal(std::string("poll failed: ") + e.what());
   }
   return Status::Ok();
 }

@@ -48,6 +48,10 @@ StatusOr<wire::Envelope> ReceiveWithin(zmq::socket_t& socket, int timeout_ms);
 Status Send(zmq::socket_t& socket, const wire::Envelope& envelope,
             const std::string& identity = {});
 
+// Polls `items` for up to `timeout`. A signal (EINTR) is a normal return with no events, so
+// the caller's loop rechecks its stop flag; a context that is shutting down is Unavailable.
+Status Poll(zmq::pollitem_t* items, size_t count, std::chrono::milliseconds timeout);
+
 // Binds `socket` to `endpoint` ("tcp://127.0.0.1:*" picks a free port) and returns the
 // endpoint it is bound to, or why binding failed.
 StatusOr<std::string> Bind(zmq::socket_t& socket, const std::string& endpoint);

@@ -7,9 +7,12 @@ namespace {
 
 const char* SqlType(config::AttributeType type) {
   switch (type) {
-    case config::INTEGER: return "INTEGER";
-    case config::REAL: return "REAL";
-    default: return "TEXT";
+    case config::INTEGER:
+      return "INTEGER";
+    case config::REAL:
+      return "REAL";
+    default:
+      return "TEXT";
   }
 }
 
@@ -51,8 +54,8 @@ Status LuTables::CreateTables() {
       columns.push_back("FOREIGN KEY (" + Join(local, ", ") + ") REFERENCES \"" +
                         TableName(target->name()) + "\" (" + Join(remote, ", ") + ")");
     }
-    FERRY_RETURN_IF_ERROR(db_.Exec("CREATE TABLE IF NOT EXISTS \"" + TableName(lu.name()) +
-                                   "\" (" + Join(columns, ", ") + ")"));
+    FERRY_RETURN_IF_ERROR(db_.Exec("CREATE TABLE IF NOT EXISTS \"" + TableName(lu.name()) + "\" (" +
+                                   Join(columns, ", ") + ")"));
     // An index per reference, so refusing to remove a referenced row is not a table scan.
     for (int i = 0; i < lu.references_size(); ++i) {
       std::vector<std::string> local;
@@ -100,8 +103,8 @@ StatusOr<std::optional<Row>> LuTables::ReadRow(const config::LogicalUnit& lu, co
 StatusOr<std::vector<Row>> LuTables::ReadAll(const config::LogicalUnit& lu) {
   std::vector<std::string> key;
   for (const auto& k : lu.key()) key.push_back("\"" + k + "\"");
-  auto statement = db_.Prepare("SELECT * FROM \"" + TableName(lu.name()) + "\" ORDER BY " +
-                               Join(key, ", "));
+  auto statement =
+      db_.Prepare("SELECT * FROM \"" + TableName(lu.name()) + "\" ORDER BY " + Join(key, ", "));
   if (!statement.ok()) return statement.status();
   std::vector<Row> rows;
   while (true) {

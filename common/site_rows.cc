@@ -23,7 +23,8 @@ KeyedRows ByKey(const config::LogicalUnit& lu, std::vector<Row> rows) {
 
 std::string Describe(const Row& row) {
   std::string out = "{";
-  for (const auto& [column, value] : row) out += (out.size() > 1 ? ", " : "") + column + "=" + value;
+  for (const auto& [column, value] : row)
+    out += (out.size() > 1 ? ", " : "") + column + "=" + value;
   return out + "}";
 }
 
@@ -73,8 +74,8 @@ StatusOr<std::vector<LuComparison>> CompareSiteRows(const Catalog& catalog,
         note(RowName(lu_name, key_names, row) + " is missing at the replica");
       } else if (it->second != row) {
         ++c.different;
-        note(RowName(lu_name, key_names, row) + " differs: master " + Describe(row) +
-             ", replica " + Describe(it->second));
+        note(RowName(lu_name, key_names, row) + " differs: master " + Describe(row) + ", replica " +
+             Describe(it->second));
       }
     }
     for (const auto& [key, row] : actual) {

@@ -12,11 +12,11 @@ namespace ferry {
 // How one LU's rows at a replica compare with the master's rows routed to that replica.
 struct LuComparison {
   std::string lu;
-  size_t master_rows = 0;   // master rows routed to the site
+  size_t master_rows = 0;  // master rows routed to the site
   size_t replica_rows = 0;
-  size_t missing = 0;       // routed rows the replica lacks
-  size_t unexpected = 0;    // replica rows the master does not route to it
-  size_t different = 0;     // same key, other values
+  size_t missing = 0;            // routed rows the replica lacks
+  size_t unexpected = 0;         // replica rows the master does not route to it
+  size_t different = 0;          // same key, other values
   std::string first_difference;  // one of them, described; empty when equal
   bool equal() const { return missing == 0 && unexpected == 0 && different == 0; }
 };

@@ -26,7 +26,7 @@ class Statement;
 class Db {
  public:
   struct Options {
-    bool create = true;         // create the file if it does not exist
+    bool create = true;            // create the file if it does not exist
     bool synchronous_full = true;  // fsync every commit (durable); false: NORMAL
     int busy_timeout_ms = 10000;   // how long to wait for another process's write lock
   };

@@ -19,7 +19,8 @@ std::string SetUpCustomer(int n) {
 
 std::string Price(int64_t units) { return std::to_string(units) + ".00"; }
 
-wire::LuChange* Add(wire::SubmitRequest& request, const std::string& lu, wire::ChangeAction action) {
+wire::LuChange* Add(wire::SubmitRequest& request, const std::string& lu,
+                    wire::ChangeAction action) {
   wire::LuChange* change = request.add_changes();
   change->set_lu(lu);
   change->set_action(action);

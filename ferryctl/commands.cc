@@ -52,8 +52,9 @@ std::string Time(int64_t micros) {
 void PrintMaster(const wire::MasterStatus& status, std::ostream& out) {
   out << "master " << status.site() << ": last transaction " << status.last_transaction_id()
       << "\n";
-  out << "  " << std::left << std::setw(12) << "site" << std::setw(10) << "latest"
-      << std::setw(14) << "acknowledged" << "connected\n";
+  out << "  " << std::left << std::setw(12) << "site" << std::setw(10) << "latest" << std::setw(14)
+      << "acknowledged"
+      << "connected\n";
   for (const auto& stream : status.streams()) {
     out << "  " << std::setw(12) << stream.site() << std::setw(10) << stream.latest_sequence()
         << std::setw(14) << stream.acknowledged_sequence() << (stream.connected() ? "yes" : "no")
@@ -100,7 +101,8 @@ int Submit(const SubmitOptions& options, std::istream& in, std::ostream& out, st
       const std::string reason = "line " + std::to_string(line_number) +
                                  ": not a SubmitRequest in JSON: " + std::string(parsed.message());
       err << reason << "\n";
-      if (options.json) out << "{\"line\":" << line_number << ",\"error\":" << JsonString(reason) << "}\n";
+      if (options.json)
+        out << "{\"line\":" << line_number << ",\"error\":" << JsonString(reason) << "}\n";
       continue;
     }
     auto reply = client.Submit(request);
@@ -183,9 +185,10 @@ int Verify(const VerifyOptions& options, std::ostream& out, std::ostream& err) {
         << ",\"lus\":[";
     for (size_t i = 0; i < comparisons->size(); ++i) {
       const auto& c = (*comparisons)[i];
-      out << (i ? "," : "") << "{\"lu\":" << JsonString(c.lu) << ",\"master_rows\":" << c.master_rows
-          << ",\"replica_rows\":" << c.replica_rows << ",\"missing\":" << c.missing
-          << ",\"unexpected\":" << c.unexpected << ",\"different\":" << c.different
+      out << (i ? "," : "") << "{\"lu\":" << JsonString(c.lu)
+          << ",\"master_rows\":" << c.master_rows << ",\"replica_rows\":" << c.replica_rows
+          << ",\"missing\":" << c.missing << ",\"unexpected\":" << c.unexpected
+          << ",\"different\":" << c.different
           << ",\"first_difference\":" << JsonString(c.first_difference) << "}";
     }
     out << "]}\n";

@@ -54,13 +54,13 @@ int main(int argc, char** argv) {
     ferry::ctl::SubmitOptions options;
     std::string file;
     po::options_description described("submit: one transaction per line, replies in order");
-    described.add_options()
-        ("endpoint", po::value(&options.endpoint)->default_value("tcp://127.0.0.1:7400"),
-         "the master's submit endpoint")
-        ("file", po::value(&file), "read transactions from this file instead of standard input")
-        ("timeout-ms", po::value(&options.timeout_ms)->default_value(options.timeout_ms),
-         "how long to wait for each reply")
-        ("json", po::bool_switch(&options.json), "print each reply as a JSON line");
+    described.add_options()("endpoint",
+                            po::value(&options.endpoint)->default_value("tcp://127.0.0.1:7400"),
+                            "the master's submit endpoint")(
+        "file", po::value(&file), "read transactions from this file instead of standard input")(
+        "timeout-ms", po::value(&options.timeout_ms)->default_value(options.timeout_ms),
+        "how long to wait for each reply")("json", po::bool_switch(&options.json),
+                                           "print each reply as a JSON line");
     if (int code = Parse(command, args, described, vm); code != 0) return code == -1 ? 0 : code;
     if (file.empty()) return ferry::ctl::Submit(options, std::cin, std::cout, std::cerr);
     std::ifstream in(file);
@@ -73,12 +73,11 @@ int main(int argc, char** argv) {
   if (command == "status") {
     ferry::ctl::StatusOptions options;
     po::options_description described("status");
-    described.add_options()
-        ("endpoint", po::value(&options.endpoint)->required(),
-         "a master's submit endpoint or a replica's control endpoint")
-        ("timeout-ms", po::value(&options.timeout_ms)->default_value(options.timeout_ms),
-         "how long to wait for the reply")
-        ("json", po::bool_switch(&options.json), "print the status as JSON");
+    described.add_options()("endpoint", po::value(&options.endpoint)->required(),
+                            "a master's submit endpoint or a replica's control endpoint")(
+        "timeout-ms", po::value(&options.timeout_ms)->default_value(options.timeout_ms),
+        "how long to wait for the reply")("json", po::bool_switch(&options.json),
+                                          "print the status as JSON");
     if (int code = Parse(command, args, described, vm); code != 0) return code == -1 ? 0 : code;
     return ferry::ctl::PrintStatus(options, std::cout, std::cerr);
   }
@@ -86,11 +85,10 @@ int main(int argc, char** argv) {
     ferry::ctl::WorkloadOptions options;
     bool no_setup = false;
     po::options_description described("workload: the orders workload as JSON lines");
-    described.add_options()
-        ("transactions", po::value(&options.transactions)->default_value(1000),
-         "how many timed transactions (1..N) to print")
-        ("no-setup", po::bool_switch(&no_setup), "leave out the set-up transactions")
-        ("json", po::bool_switch(), "accepted for symmetry: the output is always JSON lines");
+    described.add_options()("transactions", po::value(&options.transactions)->default_value(1000),
+                            "how many timed transactions (1..N) to print")(
+        "no-setup", po::bool_switch(&no_setup), "leave out the set-up transactions")(
+        "json", po::bool_switch(), "accepted for symmetry: the output is always JSON lines");
     if (int code = Parse(command, args, described, vm); code != 0) return code == -1 ? 0 : code;
     options.setup = !no_setup;
     return ferry::ctl::PrintWorkload(options, std::cout);
@@ -98,12 +96,12 @@ int main(int argc, char** argv) {
   if (command == "verify") {
     ferry::ctl::VerifyOptions options;
     po::options_description described("verify: row-by-row comparison of one site");
-    described.add_options()
-        ("master-config", po::value(&options.master_config)->required(), "the master configuration file")
-        ("master-db", po::value(&options.master_db)->required(), "the master's SQLite database")
-        ("replica-db", po::value(&options.replica_db)->required(), "the replica's SQLite database")
-        ("site", po::value(&options.site)->required(), "the replica site")
-        ("json", po::bool_switch(&options.json), "print the comparison as JSON");
+    described.add_options()("master-config", po::value(&options.master_config)->required(),
+                            "the master configuration file")(
+        "master-db", po::value(&options.master_db)->required(), "the master's SQLite database")(
+        "replica-db", po::value(&options.replica_db)->required(), "the replica's SQLite database")(
+        "site", po::value(&options.site)->required(), "the replica site")(
+        "json", po::bool_switch(&options.json), "print the comparison as JSON");
     if (int code = Parse(command, args, described, vm); code != 0) return code == -1 ? 0 : code;
     return ferry::ctl::Verify(options, std::cout, std::cerr);
   }

@@ -13,24 +13,27 @@ int main(int argc, char** argv) {
   ferry::MasterOptions options;
   std::string catalog_path, ini_path, ready_file;
   int heartbeat_ms = static_cast<int>(options.heartbeat_interval.count());
-  po::options_description described("ferry-master: the master site of a Ferry deployment.\n"
-                                    "Options (also as key=value lines in --config)");
-  described.add_options()
-      ("help,h", "print this help and exit")
-      ("config", po::value(&ini_path), "INI file with any of the options below")
-      ("master-config", po::value(&catalog_path)->required(),
-       "master configuration (text-format ferry.config.MasterConfiguration): LUs and replica sites")
-      ("db", po::value(&options.db_path)->default_value(options.db_path), "SQLite master database file")
-      ("submit-endpoint", po::value(&options.submit_endpoint)->default_value(options.submit_endpoint),
-       "ZeroMQ endpoint for submit and status requests")
-      ("stream-endpoint", po::value(&options.stream_endpoint)->default_value(options.stream_endpoint),
-       "ZeroMQ endpoint replica sites connect to")
-      ("heartbeat-ms", po::value(&heartbeat_ms)->default_value(heartbeat_ms),
-       "interval of heartbeats to replicas, milliseconds")
-      ("stream-window", po::value(&options.stream_window)->default_value(options.stream_window),
-       "messages sent to a replica ahead of its acknowledgements")
-      ("ready-file", po::value(&ready_file),
-       "once bound, write the endpoints here (submit=..., stream=...)");
+  po::options_description described(
+      "ferry-master: the master site of a Ferry deployment.\n"
+      "Options (also as key=value lines in --config)");
+  described.add_options()("help,h", "print this help and exit")(
+      "config", po::value(&ini_path), "INI file with any of the options below")(
+      "master-config", po::value(&catalog_path)->required(),
+      "master configuration (text-format ferry.config.MasterConfiguration): LUs and replica sites")(
+      "db", po::value(&options.db_path)->default_value(options.db_path),
+      "SQLite master database file")(
+      "submit-endpoint",
+      po::value(&options.submit_endpoint)->default_value(options.submit_endpoint),
+      "ZeroMQ endpoint for submit and status requests")(
+      "stream-endpoint",
+      po::value(&options.stream_endpoint)->default_value(options.stream_endpoint),
+      "ZeroMQ endpoint replica sites connect to")(
+      "heartbeat-ms", po::value(&heartbeat_ms)->default_value(heartbeat_ms),
+      "interval of heartbeats to replicas, milliseconds")(
+      "stream-window", po::value(&options.stream_window)->default_value(options.stream_window),
+      "messages sent to a replica ahead of its acknowledgements")(
+      "ready-file", po::value(&ready_file),
+      "once bound, write the endpoints here (submit=..., stream=...)");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, described), vm);
@@ -65,7 +68,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   ferry::Status ready = ferry::WriteReadyFile(
-      ready_file, {"submit=" + (*master)->submit_endpoint(), "stream=" + (*master)->stream_endpoint()});
+      ready_file,
+      {"submit=" + (*master)->submit_endpoint(), "stream=" + (*master)->stream_endpoint()});
   if (!ready.ok()) {
     ferry::LogError(ready.message());
     return 1;

@@ -17,8 +17,8 @@ StatusOr<std::unique_ptr<Master>> Master::Create(zmq::context_t& context, Master
   if (!published.ok()) return published.status().Annotate("publishing the configuration");
   for (const auto& site : *published) LogInfo("configuration queued on the stream of " + site);
 
-  std::unique_ptr<Master> master(new Master(context, std::move(options), std::move(catalog),
-                                            clock, std::move(store).value()));
+  std::unique_ptr<Master> master(
+      new Master(context, std::move(options), std::move(catalog), clock, std::move(store).value()));
   auto submit = Bind(master->submit_socket_, master->options_.submit_endpoint);
   if (!submit.ok()) return submit.status().Annotate("submit endpoint");
   master->submit_endpoint_ = *submit;
@@ -68,12 +68,9 @@ Status Master::Run(const std::atomic<bool>& stop) {
         std::chrono::milliseconds(100));  // also how quickly `stop` is noticed
     zmq::pollitem_t items[] = {{submit_socket_.handle(), 0, ZMQ_POLLIN, 0},
                                {stream_socket_.handle(), 0, ZMQ_POLLIN, 0}};
-    try {
-      zmq::poll(items, 2, std::max(wait, std::chrono::milliseconds(0)));
-    } catch (const zmq::error_t& e) {
-      if (e.num() == ETERM) break;
-      return Status::Internal(std::string("poll failed: ") + e.what());
-    }
+    Status polled = Poll(items, 2, wait);
+    if (polled.code() == Status::Code::kUnavailable) break;
+    FERRY_RETURN_IF_ERROR(polled);
     if (items[0].revents & ZMQ_POLLIN) HandleSubmitPort();
     if (items[1].revents & ZMQ_POLLIN) HandleStreamPort();
   }
@@ -132,7 +129,8 @@ void Master::HandleStreamPort() {
     } else if (envelope.has_ack()) {
       OnAck(received->identity, envelope.ack());
     } else {
-      const std::string reason = "the stream port takes StreamHello or Ack, not " + BodyName(envelope);
+      const std::string reason =
+          "the stream port takes StreamHello or Ack, not " + BodyName(envelope);
       LogWarning("stream port: " + reason);
       (void)Send(stream_socket_, ErrorEnvelope(envelope.request_id(), wire::UNEXPECTED, reason),
                  received->identity);

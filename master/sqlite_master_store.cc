@@ -33,7 +33,8 @@ class SqliteMasterStore final : public MasterStore {
     for (const auto& replica : catalog_->proto().replicas()) {
       FERRY_RETURN_IF_ERROR(db_.Exec(
           "INSERT OR IGNORE INTO ferry_streams (site, latest_sequence, acknowledged_sequence) "
-          "VALUES ('" + replica.name() + "', 0, 0)"));  // site names are checked: no quotes
+          "VALUES ('" +
+          replica.name() + "', 0, 0)"));  // site names are checked: no quotes
     }
     auto streams = db_.Prepare(
         "SELECT site, latest_sequence, acknowledged_sequence FROM ferry_streams ORDER BY site");
@@ -103,8 +104,8 @@ class SqliteMasterStore final : public MasterStore {
     const std::string digest = catalog_->Digest();
     auto transaction = sqlite::Transaction::Begin(db_);
     if (!transaction.ok()) return transaction.status();
-    auto stale = db_.Prepare(
-        "SELECT site FROM ferry_streams WHERE configuration_digest != ? ORDER BY site");
+    auto stale =
+        db_.Prepare("SELECT site FROM ferry_streams WHERE configuration_digest != ? ORDER BY site");
     if (!stale.ok()) return stale.status();
     stale->Bind(1, digest);
     std::vector<std::string> sites;
@@ -177,18 +178,20 @@ class SqliteMasterStore final : public MasterStore {
       slot.emplace(std::move(statement).value());
       return Status::Ok();
     };
-    FERRY_RETURN_IF_ERROR(prepare(insert_outbox_,
+    FERRY_RETURN_IF_ERROR(prepare(
+        insert_outbox_,
         "INSERT INTO ferry_outbox (site, sequence, transaction_id, message) VALUES (?, ?, ?, ?)"));
-    FERRY_RETURN_IF_ERROR(prepare(set_latest_,
-        "UPDATE ferry_streams SET latest_sequence=? WHERE site=?"));
+    FERRY_RETURN_IF_ERROR(
+        prepare(set_latest_, "UPDATE ferry_streams SET latest_sequence=? WHERE site=?"));
     FERRY_RETURN_IF_ERROR(prepare(set_acknowledged_,
-        "UPDATE ferry_streams SET acknowledged_sequence=? WHERE site=?"));
+                                  "UPDATE ferry_streams SET acknowledged_sequence=? WHERE site=?"));
     FERRY_RETURN_IF_ERROR(prepare(set_meta_,
-        "INSERT INTO ferry_meta (key, value) VALUES (?, ?) "
-        "ON CONFLICT (key) DO UPDATE SET value=excluded.value"));
-    FERRY_RETURN_IF_ERROR(prepare(read_outbox_,
-        "SELECT sequence, message FROM ferry_outbox WHERE site=? AND sequence>=? "
-        "ORDER BY sequence LIMIT ?"));
+                                  "INSERT INTO ferry_meta (key, value) VALUES (?, ?) "
+                                  "ON CONFLICT (key) DO UPDATE SET value=excluded.value"));
+    FERRY_RETURN_IF_ERROR(
+        prepare(read_outbox_,
+                "SELECT sequence, message FROM ferry_outbox WHERE site=? AND sequence>=? "
+                "ORDER BY sequence LIMIT ?"));
     return Status::Ok();
   }
 

@@ -29,24 +29,28 @@ int main(int argc, char** argv) {
   po::options_description described(
       "ferry-replica: a replica site of a Ferry deployment.\n"
       "Options (also as key=value lines in --config)");
-  described.add_options()
-      ("help,h", "print this help and exit")
-      ("config", po::value<std::string>(), "INI file with any of the options below")
-      ("site", po::value(&options.site)->required(), "this replica site's name, as in the master configuration")
-      ("master", po::value(&options.master_endpoint)->required(), "the master's stream endpoint")
-      ("db", po::value(&options.db_path)->default_value(options.db_path), "SQLite replica database file")
-      ("control-endpoint", po::value(&options.control_endpoint)->default_value(options.control_endpoint),
-       "ZeroMQ endpoint for status requests")
-      ("worker-endpoint", po::value(&options.worker_endpoint)->default_value(options.worker_endpoint),
-       "ZeroMQ endpoint the worker processes connect to")
-      ("worker-program", po::value(&options.worker_program)->default_value(options.worker_program),
-       "path of the ferry-worker executable")
-      ("worker-log", po::value(&options.worker_log), "append the workers' output to this file")
-      ("retry-ms", po::value(&retry_ms)->default_value(retry_ms),
-       "wait before a failed job is tried again, milliseconds")
-      ("master-timeout-ms", po::value(&master_timeout_ms)->default_value(master_timeout_ms),
-       "silence from the master after which the replica says hello again, milliseconds")
-      ("ready-file", po::value(&ready_file), "once bound, write the endpoints here (control=..., worker=...)");
+  described.add_options()("help,h", "print this help and exit")(
+      "config", po::value<std::string>(), "INI file with any of the options below")(
+      "site", po::value(&options.site)->required(),
+      "this replica site's name, as in the master configuration")(
+      "master", po::value(&options.master_endpoint)->required(), "the master's stream endpoint")(
+      "db", po::value(&options.db_path)->default_value(options.db_path),
+      "SQLite replica database file")(
+      "control-endpoint",
+      po::value(&options.control_endpoint)->default_value(options.control_endpoint),
+      "ZeroMQ endpoint for status requests")(
+      "worker-endpoint",
+      po::value(&options.worker_endpoint)->default_value(options.worker_endpoint),
+      "ZeroMQ endpoint the worker processes connect to")(
+      "worker-program", po::value(&options.worker_program)->default_value(options.worker_program),
+      "path of the ferry-worker executable")("worker-log", po::value(&options.worker_log),
+                                             "append the workers' output to this file")(
+      "retry-ms", po::value(&retry_ms)->default_value(retry_ms),
+      "wait before a failed job is tried again, milliseconds")(
+      "master-timeout-ms", po::value(&master_timeout_ms)->default_value(master_timeout_ms),
+      "silence from the master after which the replica says hello again, milliseconds")(
+      "ready-file", po::value(&ready_file),
+      "once bound, write the endpoints here (control=..., worker=...)");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, described), vm);
@@ -78,7 +82,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   ferry::Status ready = ferry::WriteReadyFile(
-      ready_file, {"control=" + (*replica)->control_endpoint(), "worker=" + (*replica)->worker_endpoint()});
+      ready_file,
+      {"control=" + (*replica)->control_endpoint(), "worker=" + (*replica)->worker_endpoint()});
   if (!ready.ok()) {
     ferry::LogError(ready.message());
     return 1;

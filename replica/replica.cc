@@ -75,26 +75,26 @@ Replica::Replica(zmq::context_t& context, ReplicaOptions options, const Clock* c
 Status Replica::Run(const std::atomic<bool>& stop) {
   LogInfo("replica " + options_.site + " session " + session_id_ + ": stream from " +
           options_.master_endpoint + ", control on " + control_endpoint_ + ", workers on " +
-          worker_endpoint_ + ", next sequence " + std::to_string(store_->LastReceivedSequence() + 1));
+          worker_endpoint_ + ", next sequence " +
+          std::to_string(store_->LastReceivedSequence() + 1));
   SayHello();
   while (!stop.load()) {
     auto now = clock_->Steady();
     for (pid_t pid : supervisor_->Tick(now)) OnWorkerExited(pid);
+    // Until the master answers, hello often: the first one is dropped while connecting.
     if (now - last_heard_from_master_ > options_.master_timeout &&
-        now - last_hello_ > options_.master_timeout / 3) {
+        now - last_hello_ > std::min<std::chrono::milliseconds>(options_.master_timeout / 3,
+                                                                std::chrono::milliseconds(250))) {
       SayHello();
     }
     Dispatch(replication_queue_);
     zmq::pollitem_t items[] = {{stream_socket_.handle(), 0, ZMQ_POLLIN, 0},
                                {worker_socket_.handle(), 0, ZMQ_POLLIN, 0},
                                {control_socket_.handle(), 0, ZMQ_POLLIN, 0}};
-    try {
-      // 100 ms bounds how late a retry, a restart or `stop` is noticed.
-      zmq::poll(items, 3, std::chrono::milliseconds(100));
-    } catch (const zmq::error_t& e) {
-      if (e.num() == ETERM) break;
-      return Status::Internal(std::string("poll failed: ") + e.what());
-    }
+    // 100 ms bounds how late a retry, a restart or `stop` is noticed.
+    Status polled = Poll(items, 3, std::chrono::milliseconds(100));
+    if (polled.code() == Status::Code::kUnavailable) break;
+    FERRY_RETURN_IF_ERROR(polled);
     if (items[0].revents & ZMQ_POLLIN) HandleStream();
     if (items[1].revents & ZMQ_POLLIN) HandleWorkers();
     if (items[2].revents & ZMQ_POLLIN) HandleControl();
@@ -145,7 +145,8 @@ void Replica::HandleStream() {
   }
   if (!batch.empty()) {
     // One durable transaction for everything that arrived together, then one ack.
-    auto posted = store_->StoreMessages(batch, kReplicationQueue, kDefaultQueue, clock_->NowMicros());
+    auto posted =
+        store_->StoreMessages(batch, kReplicationQueue, kDefaultQueue, clock_->NowMicros());
     if (!posted.ok()) {
       LogError("storing messages " + std::to_string(batch.front().sequence()) + ".." +
                std::to_string(batch.back().sequence()) + ": " + posted.status().message());

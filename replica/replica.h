@@ -21,15 +21,15 @@ inline constexpr char kReplicationQueue[] = "REPLICATION";  // Receive_Message
 inline constexpr char kDefaultQueue[] = "DEFAULT";          // Receive_Configuration
 
 struct ReplicaOptions {
-  std::string site;                                        // this site's name; required
-  std::string master_endpoint;                             // the master's stream port; required
+  std::string site;                                       // this site's name; required
+  std::string master_endpoint;                            // the master's stream port; required
   std::string control_endpoint = "tcp://127.0.0.1:7410";  // status requests (ferryctl)
   std::string worker_endpoint = "tcp://127.0.0.1:*";      // workers connect here
-  std::string db_path = "replica.db";                      // the SQLite replica database
-  std::string worker_program;                              // path of ferry-worker; required
-  std::string worker_log;                                  // workers' output; empty: ours
-  std::chrono::milliseconds master_timeout{3000};  // silence after which we say hello again
-  std::chrono::milliseconds retry_delay{1000};     // before a failed job is tried again
+  std::string db_path = "replica.db";                     // the SQLite replica database
+  std::string worker_program;                             // path of ferry-worker; required
+  std::string worker_log;                                 // workers' output; empty: ours
+  std::chrono::milliseconds master_timeout{3000};         // silence after which we say hello again
+  std::chrono::milliseconds retry_delay{1000};            // before a failed job is tried again
 };
 
 // ferry-replica: one per site. Connects to its own stream at the master, stores every message

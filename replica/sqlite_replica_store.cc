@@ -9,10 +9,14 @@ namespace ferry {
 
 const char* JobStateName(JobState state) {
   switch (state) {
-    case JobState::kPosted: return "Posted";
-    case JobState::kExecuting: return "Executing";
-    case JobState::kReady: return "Ready";
-    case JobState::kError: return "Error";
+    case JobState::kPosted:
+      return "Posted";
+    case JobState::kExecuting:
+      return "Executing";
+    case JobState::kReady:
+      return "Ready";
+    case JobState::kError:
+      return "Error";
   }
   return "?";
 }
@@ -107,7 +111,8 @@ class SqliteReplicaStore final : public ReplicaStore {
       job.sequence = message.sequence();
       job.queue = configuration ? queue_for_configuration : queue_for_messages;
       job.state = configuration ? JobState::kReady : JobState::kPosted;
-      (*insert_job)->Bind(1, static_cast<int64_t>(job.sequence))
+      (*insert_job)
+          ->Bind(1, static_cast<int64_t>(job.sequence))
           .Bind(2, job.queue)
           .Bind(3, JobStateName(job.state))
           .Bind(4, now_us);
@@ -147,7 +152,11 @@ class SqliteReplicaStore final : public ReplicaStore {
         "UPDATE ferry_jobs SET state='Executing', attempts=attempts+1, session=?, "
         "started_at_us=? WHERE job_id=? AND state != 'Ready'");
     if (!statement.ok()) return statement.status();
-    return (*statement)->Bind(1, session).Bind(2, now_us).Bind(3, static_cast<int64_t>(job_id)).Run();
+    return (*statement)
+        ->Bind(1, session)
+        .Bind(2, now_us)
+        .Bind(3, static_cast<int64_t>(job_id))
+        .Run();
   }
 
   StatusOr<std::string> BeginSession(int pid, int64_t now_us) override {
@@ -175,15 +184,16 @@ class SqliteReplicaStore final : public ReplicaStore {
     Status applied = TryApply(job_id, now_us);
     if (applied.ok()) return applied;
     // The apply transaction is rolled back; record why, in a transaction of its own.
-    auto record = Cached(
-        "UPDATE ferry_jobs SET state='Error', error=?, finished_at_us=? WHERE job_id=?");
+    auto record =
+        Cached("UPDATE ferry_jobs SET state='Error', error=?, finished_at_us=? WHERE job_id=?");
     if (record.ok()) {
       Status recorded = (*record)
                             ->Bind(1, applied.message())
                             .Bind(2, now_us)
                             .Bind(3, static_cast<int64_t>(job_id))
                             .Run();
-      if (!recorded.ok()) return applied.Annotate("(error not recorded: " + recorded.message() + ")");
+      if (!recorded.ok())
+        return applied.Annotate("(error not recorded: " + recorded.message() + ")");
     }
     return applied;
   }
@@ -205,8 +215,8 @@ class SqliteReplicaStore final : public ReplicaStore {
       return Status::NotFound("job " + std::to_string(job_id) + " does not exist");
     }
     const bool ready = s.ColumnText(0) == JobStateName(JobState::kReady);
-    const std::string job_name = "job " + std::to_string(job_id) + " (sequence " +
-                                 std::to_string(s.ColumnInt(1)) + ")";
+    const std::string job_name =
+        "job " + std::to_string(job_id) + " (sequence " + std::to_string(s.ColumnInt(1)) + ")";
     wire::ReplicationMessage message;
     std::string_view bytes = s.ColumnBlob(2);
     const bool parsed = message.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
@@ -219,8 +229,8 @@ class SqliteReplicaStore final : public ReplicaStore {
       FERRY_RETURN_IF_ERROR(catalog_->ValidateChange(message.changes(i)).Annotate(where));
       FERRY_RETURN_IF_ERROR(tables_->Apply(message.changes(i), nullptr).Annotate(where));
     }
-    auto done = Cached(
-        "UPDATE ferry_jobs SET state='Ready', error=NULL, finished_at_us=? WHERE job_id=?");
+    auto done =
+        Cached("UPDATE ferry_jobs SET state='Ready', error=NULL, finished_at_us=? WHERE job_id=?");
     if (!done.ok()) return done.status();
     FERRY_RETURN_IF_ERROR((*done)->Bind(1, now_us).Bind(2, static_cast<int64_t>(job_id)).Run());
     return transaction->Commit();
@@ -237,7 +247,8 @@ class SqliteReplicaStore final : public ReplicaStore {
     FERRY_RETURN_IF_ERROR(tables.CreateTables());
     std::string bytes;
     message.configuration().SerializeToString(&bytes);
-    auto insert = db_.Prepare("INSERT INTO ferry_configuration (sequence, configuration) VALUES (?, ?)");
+    auto insert =
+        db_.Prepare("INSERT INTO ferry_configuration (sequence, configuration) VALUES (?, ?)");
     if (!insert.ok()) return insert.status();
     return insert->Bind(1, static_cast<int64_t>(message.sequence())).BindBlob(2, bytes).Run();
   }

@@ -22,7 +22,8 @@ std::vector<pid_t> WorkerSupervisor::Tick(std::chrono::steady_clock::time_point 
                                       "--db", options_.db_path, "--queue", options_.queue},
                                      options_.log_path);
     if (!child.ok()) {
-      LogError("cannot start a worker for queue " + options_.queue + ": " + child.status().message());
+      LogError("cannot start a worker for queue " + options_.queue + ": " +
+               child.status().message());
       next_start_ = now + options_.restart_delay;
       break;
     }

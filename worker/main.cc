@@ -13,12 +13,11 @@ int main(int argc, char** argv) {
   po::options_description described(
       "ferry-worker: applies the jobs of one batch queue of a replica site.\n"
       "Started and restarted by ferry-replica; can also be started by hand.\nOptions");
-  described.add_options()
-      ("help,h", "print this help and exit")
-      ("replica", po::value(&options.replica_endpoint)->required(),
-       "the replica's worker endpoint (tcp://127.0.0.1:PORT)")
-      ("db", po::value(&options.db_path)->required(), "the replica's SQLite database file")
-      ("queue", po::value(&options.queue)->default_value(options.queue), "the batch queue to serve");
+  described.add_options()("help,h", "print this help and exit")(
+      "replica", po::value(&options.replica_endpoint)->required(),
+      "the replica's worker endpoint (tcp://127.0.0.1:PORT)")(
+      "db", po::value(&options.db_path)->required(), "the replica's SQLite database file")(
+      "queue", po::value(&options.queue)->default_value(options.queue), "the batch queue to serve");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, described), vm);

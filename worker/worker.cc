@@ -40,12 +40,9 @@ Status Worker::Run(const std::atomic<bool>& stop) {
   LogInfo("worker for queue " + options_.queue + " connected to " + options_.replica_endpoint);
   while (!stop.load()) {
     zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-    try {
-      zmq::poll(&item, 1, std::chrono::milliseconds(100));
-    } catch (const zmq::error_t& e) {
-      if (e.num() == ETERM) break;
-      return Status::Internal(std::string("poll failed: ") + e.what());
-    }
+    Status polled = Poll(&item, 1, std::chrono::milliseconds(100));
+    if (polled.code() == Status::Code::kUnavailable) break;
+    FERRY_RETURN_IF_ERROR(polled);
     if (!(item.revents & ZMQ_POLLIN)) continue;
     while (auto received = TryReceive(socket_, /*router=*/false)) {
       if (!received->envelope.ok()) {
@@ -68,7 +65,8 @@ Status Worker::Run(const std::atomic<bool>& stop) {
       }
       // Blocking is fine here: a worker has nothing else to do until the replica hears it.
       Status sent = Send(socket_, outcome);
-      if (!sent.ok()) LogError("outcome of job " + std::to_string(job_id) + " not sent: " + sent.message());
+      if (!sent.ok())
+        LogError("outcome of job " + std::to_string(job_id) + " not sent: " + sent.message());
     }
   }
   return Status::Ok();

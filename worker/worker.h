@@ -13,8 +13,8 @@
 namespace ferry {
 
 struct WorkerOptions {
-  std::string replica_endpoint;  // the replica's worker port; required
-  std::string db_path;           // the replica's SQLite database; required
+  std::string replica_endpoint;       // the replica's worker port; required
+  std::string db_path;                // the replica's SQLite database; required
   std::string queue = "REPLICATION";  // the batch queue this process serves
 };
 

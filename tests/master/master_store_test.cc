@@ -1,0 +1,235 @@
+// The master's commit: validation against the catalog and the stored rows, the LU rows and
+// one outbox entry per target replica in one transaction, and nothing stored on rejection.
+#include "master/master_store.h"
+
+#include <gmock/gmock.h>
+
+#include "common/catalog.h"
+#include "common/workload.h"
+#include "test_util.h"
+
+namespace ferry {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::TempDir;
+
+wire::LuChange Change(const std::string& lu, wire::ChangeAction action,
+                      std::map<std::string, std::string> keys,
+                      std::map<std::string, std::string> attributes = {}) {
+  wire::LuChange change;
+  change.set_lu(lu);
+  change.set_action(action);
+  change.mutable_keys()->insert(keys.begin(), keys.end());
+  change.mutable_attributes()->insert(attributes.begin(), attributes.end());
+  return change;
+}
+
+wire::SubmitRequest Request(std::vector<wire::LuChange> changes) {
+  wire::SubmitRequest request;
+  for (auto& change : changes) *request.add_changes() = std::move(change);
+  return request;
+}
+
+class MasterStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto catalog = Catalog::Load(testing::DeployedMasterConfiguration());
+    ASSERT_OK(catalog.status());
+    catalog_ = *catalog;
+    Reopen();
+  }
+  void Reopen() {
+    store_.reset();
+    auto store = OpenSqliteMasterStore(dir_.File("master.db"), catalog_);
+    ASSERT_OK(store.status());
+    store_ = std::move(store).value();
+  }
+  StreamPosition Position(const std::string& site) {
+    for (const auto& p : store_->Streams()) {
+      if (p.site == site) return p;
+    }
+    ADD_FAILURE() << "no stream " << site;
+    return {};
+  }
+  std::vector<wire::ReplicationMessage> Outbox(const std::string& site) {
+    auto entries = store_->ReadOutbox(site, 1, 1000);
+    EXPECT_OK(entries.status());
+    std::vector<wire::ReplicationMessage> out;
+    for (const auto& e : *entries) {
+      EXPECT_TRUE(out.emplace_back().ParseFromString(e.message));
+      EXPECT_EQ(out.back().sequence(), e.sequence);
+    }
+    return out;
+  }
+  // Company C1 with site C1-S1 and customer CUST-1; Company C2 with site C2-S1.
+  void CommitBasics() {
+    auto reply = store_->Commit(
+        Request({Change("Company", wire::NEW, {{"company_id", "C1"}}, {{"name", "One"}}),
+                 Change("Company", wire::NEW, {{"company_id", "C2"}}, {{"name", "Two"}}),
+                 Change("Site", wire::NEW, {{"site_id", "C1-S1"}}, {{"company_id", "C1"}}),
+                 Change("Site", wire::NEW, {{"site_id", "C2-S1"}}, {{"company_id", "C2"}}),
+                 Change("Customer", wire::NEW, {{"customer_id", "CUST-1"}},
+                        {{"company_id", "C1"}, {"credit_limit", "100"}})}),
+        1000);
+    ASSERT_OK(reply.status());
+  }
+
+  TempDir dir_;
+  std::shared_ptr<const Catalog> catalog_;
+  std::unique_ptr<MasterStore> store_;
+};
+
+TEST_F(MasterStoreTest, FirstOpenPutsTheConfigurationFirstOnEveryStream) {
+  auto published = store_->PublishConfiguration(5);
+  ASSERT_OK(published.status());
+  EXPECT_EQ(*published, (std::vector<std::string>{"SITE-A", "SITE-B"}));
+  for (const std::string site : {"SITE-A", "SITE-B"}) {
+    auto messages = Outbox(site);
+    ASSERT_EQ(messages.size(), 1u);
+    EXPECT_EQ(messages[0].message_class(), wire::RECEIVE_CONFIGURATION);
+    EXPECT_EQ(messages[0].configuration().lus_size(), 6);
+    EXPECT_EQ(messages[0].site(), site);
+  }
+  // The same configuration is not sent again.
+  published = store_->PublishConfiguration(6);
+  ASSERT_OK(published.status());
+  EXPECT_TRUE(published->empty());
+}
+
+TEST_F(MasterStoreTest, CommitRoutesEachChangeToItsSitesWithContiguousSequences) {
+  CommitBasics();
+  auto a = Outbox("SITE-A");
+  auto b = Outbox("SITE-B");
+  ASSERT_EQ(a.size(), 1u);
+  ASSERT_EQ(b.size(), 1u);
+  // SITE-A gets company C1, its site and its customer; SITE-B company C2 and its site.
+  EXPECT_EQ(a[0].changes_size(), 3);
+  EXPECT_EQ(b[0].changes_size(), 2);
+  EXPECT_EQ(a[0].sequence(), 1u);
+  EXPECT_EQ(a[0].transaction_id(), 1u);
+  EXPECT_EQ(a[0].origin_site(), "MASTER");
+  EXPECT_EQ(a[0].commit_time_us(), 1000);
+  for (const auto& change : b[0].changes()) {
+    for (const auto& [column, value] : change.keys())
+      EXPECT_EQ(value.find("C1"), std::string::npos);
+    for (const auto& [column, value] : change.attributes()) EXPECT_NE(value, "C1");
+  }
+
+  auto reply = store_->Commit(
+      Request({Change("Customer", wire::MODIFY, {{"customer_id", "CUST-1"}}, {{"name", "N"}})}),
+      2000);
+  ASSERT_OK(reply.status());
+  EXPECT_EQ(reply->transaction_id(), 2u);
+  ASSERT_EQ(reply->published_size(), 1);
+  EXPECT_EQ(reply->published(0).site(), "SITE-A");
+  EXPECT_EQ(reply->published(0).sequence(), 2u);
+  EXPECT_EQ(Position("SITE-A").latest_sequence, 2u);
+  EXPECT_EQ(Position("SITE-B").latest_sequence, 1u);
+}
+
+TEST_F(MasterStoreTest, RejectedTransactionStoresNothing) {
+  CommitBasics();
+  // The first change is fine, the second references a customer that does not exist.
+  auto reply = store_->Commit(
+      Request({Change("Customer", wire::NEW, {{"customer_id", "CUST-2"}}, {{"company_id", "C1"}}),
+               Change("CustomerOrder", wire::NEW, {{"order_no", "O-1"}},
+                      {{"customer_id", "NOBODY"}, {"site_id", "C1-S1"}})}),
+      3000);
+  ASSERT_FALSE(reply.ok());
+  EXPECT_EQ(reply.status().code(), Status::Code::kNotFound);
+  EXPECT_THAT(reply.status().message(), HasSubstr("change 2"));
+  EXPECT_THAT(reply.status().message(), HasSubstr("CustomerOrder[order_no=O-1]"));
+  EXPECT_THAT(reply.status().message(), HasSubstr("Customer[customer_id=NOBODY]"));
+  EXPECT_THAT(reply.status().message(), HasSubstr("does not exist"));
+  EXPECT_EQ(store_->LastTransactionId(), 1u);
+  EXPECT_EQ(Position("SITE-A").latest_sequence, 1u);
+  EXPECT_EQ(Outbox("SITE-A").size(), 1u);
+  // CUST-2 of the rejected transaction was rolled back: creating it now succeeds.
+  auto again = store_->Commit(
+      Request({Change("Customer", wire::NEW, {{"customer_id", "CUST-2"}}, {{"company_id", "C1"}})}),
+      4000);
+  EXPECT_OK(again.status());
+}
+
+TEST_F(MasterStoreTest, EachKindOfBadChangeIsRejectedWithWhatIsWrong) {
+  CommitBasics();
+  struct Case {
+    wire::LuChange change;
+    Status::Code code;
+    std::vector<std::string> words;
+  };
+  std::vector<Case> cases = {
+      {Change("Invoice", wire::NEW, {{"id", "1"}}),
+       Status::Code::kInvalidArgument,
+       {"unknown LU", "Invoice"}},
+      {Change("Customer", wire::NEW, {}, {{"company_id", "C1"}}),
+       Status::Code::kInvalidArgument,
+       {"Customer", "key attribute customer_id is missing"}},
+      {Change("Customer", wire::NEW, {{"customer_id", "X"}}, {{"colour", "red"}}),
+       Status::Code::kInvalidArgument,
+       {"Customer[customer_id=X]", "unknown attribute", "colour"}},
+      {Change("Customer", wire::NEW, {{"customer_id", "X"}}, {{"company_id", "C9"}}),
+       Status::Code::kNotFound,
+       {"Customer[customer_id=X]", "Company[company_id=C9]", "does not exist"}},
+      {Change("Customer", wire::NEW, {{"customer_id", "CUST-1"}}, {{"company_id", "C1"}}),
+       Status::Code::kAlreadyExists,
+       {"Customer[customer_id=CUST-1]", "already exists"}},
+      {Change("Customer", wire::MODIFY, {{"customer_id", "GHOST"}}, {{"name", "n"}}),
+       Status::Code::kNotFound,
+       {"Customer[customer_id=GHOST]", "does not exist"}},
+      {Change("Customer", wire::MODIFY, {{"customer_id", "CUST-1"}}, {{"company_id", "C7"}}),
+       Status::Code::kNotFound,
+       {"Company[company_id=C7]"}},
+      {Change("Company", wire::REMOVE, {{"company_id", "C1"}}),
+       Status::Code::kInvalidArgument,
+       {"cannot remove Company[company_id=C1]", "references it"}},
+      {Change("Customer", wire::NEW, {{"customer_id", "Y"}}, {{"credit_limit", "lots"}}),
+       Status::Code::kInvalidArgument,
+       {"credit_limit", "INTEGER"}},
+  };
+  for (const auto& c : cases) {
+    auto reply = store_->Commit(Request({c.change}), 9);
+    ASSERT_FALSE(reply.ok()) << c.change.ShortDebugString();
+    EXPECT_EQ(reply.status().code(), c.code) << reply.status().ToString();
+    for (const auto& word : c.words) {
+      EXPECT_THAT(reply.status().message(), HasSubstr(word)) << c.change.ShortDebugString();
+    }
+  }
+  EXPECT_EQ(store_->LastTransactionId(), 1u);
+  EXPECT_FALSE(store_->Commit(wire::SubmitRequest(), 9).ok());
+}
+
+TEST_F(MasterStoreTest, RemoveOfAnUnreferencedRowIsRoutedLikeTheRowWas) {
+  CommitBasics();
+  auto reply =
+      store_->Commit(Request({Change("Customer", wire::REMOVE, {{"customer_id", "CUST-1"}})}), 10);
+  ASSERT_OK(reply.status());
+  ASSERT_EQ(reply->published_size(), 1);
+  EXPECT_EQ(reply->published(0).site(), "SITE-A");
+}
+
+TEST_F(MasterStoreTest, PositionsAndTransactionIdsSurviveReopening) {
+  CommitBasics();
+  ASSERT_OK(store_->RecordAcknowledged("SITE-A", 1));
+  Reopen();
+  EXPECT_EQ(store_->LastTransactionId(), 1u);
+  EXPECT_EQ(Position("SITE-A").latest_sequence, 1u);
+  EXPECT_EQ(Position("SITE-A").acknowledged_sequence, 1u);
+  EXPECT_EQ(Position("SITE-B").acknowledged_sequence, 0u);
+  EXPECT_EQ(store_->RecordAcknowledged("SITE-Z", 1).code(), Status::Code::kNotFound);
+}
+
+TEST_F(MasterStoreTest, TheWholeWorkloadSetUpAndFirstTransactionsCommit) {
+  OrdersWorkload workload;
+  for (const auto& request : workload.SetUp()) ASSERT_OK(store_->Commit(request, 1).status());
+  for (uint64_t i = 1; i <= 200; ++i) {
+    auto reply = store_->Commit(workload.Transaction(i), 1);
+    ASSERT_OK(reply.status());
+    EXPECT_GE(reply->published_size(), 1);
+  }
+  EXPECT_EQ(store_->LastTransactionId(), workload.SetUp().size() + 200);
+}
+
+}  // namespace
+}  // namespace ferry

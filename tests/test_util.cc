@@ -1,0 +1,51 @@
+#include "test_util.h"
+
+#include <unistd.h>
+
+#include <fstream>
+#include <random>
+#include <thread>
+
+namespace ferry::testing {
+
+TempDir::TempDir() {
+  std::random_device random;
+  path_ = std::filesystem::temp_directory_path() /
+          ("ferry-test-" + std::to_string(getpid()) + "-" + std::to_string(random()));
+  std::filesystem::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  if (std::getenv("FERRY_KEEP_TEST_DIRS") == nullptr) std::filesystem::remove_all(path_, ignored);
+}
+
+std::string DeployedMasterConfiguration() {
+  return std::string(FERRY_SOURCE_DIR) + "/deploy/master_configuration.txtpb";
+}
+
+std::string Executable(const std::string& name) { return std::string(FERRY_BIN_DIR) + "/" + name; }
+
+bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return condition();
+}
+
+std::map<std::string, std::string> ReadReadyFile(const std::string& path,
+                                                 std::chrono::milliseconds timeout) {
+  std::map<std::string, std::string> values;
+  WaitFor([&] { return std::filesystem::exists(path); }, timeout);
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto eq = line.find('=');
+    if (eq != std::string::npos) values[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return values;
+}
+
+}  // namespace ferry::testing
