@@ -56,6 +56,11 @@ Status Poll(zmq::pollitem_t* items, size_t count, std::chrono::milliseconds time
 // endpoint it is bound to, or why binding failed.
 StatusOr<std::string> Bind(zmq::socket_t& socket, const std::string& endpoint);
 
+// The Status an Error envelope stands for.
+Status StatusFromError(const wire::Error& error);
+// The wire code for a Status, for nodes answering with an Error envelope.
+wire::ErrorCode ErrorCodeFor(const Status& status);
+
 // An Error envelope answering request `request_id`.
 wire::Envelope ErrorEnvelope(uint64_t request_id, wire::ErrorCode code, const std::string& message);
 

@@ -58,39 +58,4 @@ StatusOr<wire::StatusReply> NodeClient::GetStatus() {
   return std::move(*reply->mutable_status_reply());
 }
 
-Status StatusFromError(const wire::Error& error) {
-  switch (error.code()) {
-    case wire::INVALID_ARGUMENT:
-      return Status::InvalidArgument(error.message());
-    case wire::NOT_FOUND:
-      return Status::NotFound(error.message());
-    case wire::ALREADY_EXISTS:
-      return Status::AlreadyExists(error.message());
-    case wire::MALFORMED:
-    case wire::UNEXPECTED:
-      return Status::Malformed(error.message());
-    case wire::UNAVAILABLE:
-      return Status::Unavailable(error.message());
-    default:
-      return Status::Internal(error.message());
-  }
-}
-
-wire::ErrorCode ErrorCodeFor(const Status& status) {
-  switch (status.code()) {
-    case Status::Code::kInvalidArgument:
-      return wire::INVALID_ARGUMENT;
-    case Status::Code::kNotFound:
-      return wire::NOT_FOUND;
-    case Status::Code::kAlreadyExists:
-      return wire::ALREADY_EXISTS;
-    case Status::Code::kMalformed:
-      return wire::MALFORMED;
-    case Status::Code::kUnavailable:
-      return wire::UNAVAILABLE;
-    default:
-      return wire::INTERNAL;
-  }
-}
-
 }  // namespace ferry

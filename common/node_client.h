@@ -34,11 +34,6 @@ class NodeClient {
   uint64_t next_request_id_ = 1;
 };
 
-// The Status an Error envelope stands for.
-Status StatusFromError(const wire::Error& error);
-// The wire code for a Status, for nodes answering with an Error envelope.
-wire::ErrorCode ErrorCodeFor(const Status& status);
-
 }  // namespace ferry
 
 #endif  // FERRY_COMMON_NODE_CLIENT_H_

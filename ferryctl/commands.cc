@@ -3,6 +3,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <iomanip>
+#include <optional>
 #include <iostream>
 #include <zmq.hpp>
 
@@ -70,7 +71,8 @@ void PrintReplica(const wire::ReplicaStatus& status, std::ostream& out) {
       << ", last applied sequence " << status.last_applied_sequence() << "\n";
   for (const auto& queue : status.queues()) {
     out << "  queue " << queue.name() << " (" << queue.processes()
-        << (queue.processes() == 1 ? " process" : " processes") << "):";
+        << (queue.processes() == 1 ? " process, " : " processes, ") << queue.ordering()
+        << (queue.paused() ? ", PAUSED" : "") << "):";
     if (queue.jobs().empty()) out << " no jobs";
     for (const auto& count : queue.jobs()) out << " " << count.state() << " " << count.count();
     out << "\n";
@@ -209,6 +211,144 @@ int Verify(const VerifyOptions& options, std::ostream& out, std::ostream& err) {
     }
   }
   return equal ? 0 : 1;
+}
+
+namespace {
+
+// Sends `request` to a replica's control port; prints an Error reply and returns nullopt.
+std::optional<wire::Envelope> AskReplica(const ReplicaCommandOptions& options,
+                                         wire::Envelope request, std::ostream& err) {
+  zmq::context_t context;
+  NodeClient client(context, options.endpoint, options.timeout_ms);
+  auto reply = client.Call(std::move(request));
+  if (!reply.ok()) {
+    err << options.endpoint << ": " << reply.status().message() << "\n";
+    return std::nullopt;
+  }
+  return std::move(reply).value();
+}
+
+int PrintCommandReply(const ReplicaCommandOptions& options, const wire::Envelope& reply,
+                      std::ostream& out) {
+  if (options.json) {
+    out << ToJson(reply.command_reply()) << "\n";
+  } else {
+    out << reply.command_reply().message() << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+int QueueCommand(const ReplicaCommandOptions& options, const std::string& action,
+                 const std::string& queue, int processes, std::ostream& out, std::ostream& err) {
+  wire::Envelope request;
+  wire::QueueCommand* command = request.mutable_queue_command();
+  command->set_queue(queue);
+  if (action == "set-processes") {
+    if (processes < 1) {
+      err << "ferryctl queue set-processes: a queue has at least 1 process\n";
+      return 2;
+    }
+    command->set_action(wire::QueueCommand::SET_PROCESSES);
+    command->set_processes(static_cast<uint32_t>(processes));
+  } else if (action == "pause") {
+    command->set_action(wire::QueueCommand::PAUSE);
+  } else if (action == "resume") {
+    command->set_action(wire::QueueCommand::RESUME);
+  } else {
+    err << "ferryctl queue: unknown action '" << action << "' (set-processes, pause, resume)\n";
+    return 2;
+  }
+  auto reply = AskReplica(options, std::move(request), err);
+  return reply ? PrintCommandReply(options, *reply, out) : 1;
+}
+
+int JobCommand(const ReplicaCommandOptions& options, const std::string& action, uint64_t job_id,
+               std::ostream& out, std::ostream& err) {
+  wire::Envelope request;
+  wire::JobCommand* command = request.mutable_job_command();
+  command->set_job_id(job_id);
+  if (action == "retry") {
+    command->set_action(wire::JobCommand::RETRY);
+  } else if (action == "skip") {
+    command->set_action(wire::JobCommand::SKIP);
+  } else if (action == "why") {
+    command->set_action(wire::JobCommand::WHY);
+  } else {
+    err << "ferryctl job: unknown action '" << action << "' (retry, skip, why)\n";
+    return 2;
+  }
+  auto reply = AskReplica(options, std::move(request), err);
+  if (!reply) return 1;
+  if (!reply->has_job_why()) return PrintCommandReply(options, *reply, out);
+  const wire::JobWhy& why = reply->job_why();
+  if (options.json) {
+    out << ToJson(why) << "\n";
+    return 0;
+  }
+  out << why.summary() << "\n";
+  return 0;
+}
+
+int ListJobs(const ReplicaCommandOptions& options, const std::string& queue,
+             const std::string& state, uint32_t limit, uint64_t job_id, std::ostream& out,
+             std::ostream& err) {
+  wire::Envelope request;
+  request.mutable_job_query()->set_queue(queue);
+  request.mutable_job_query()->set_state(state);
+  request.mutable_job_query()->set_limit(limit);
+  request.mutable_job_query()->set_job_id(job_id);
+  auto reply = AskReplica(options, std::move(request), err);
+  if (!reply) return 1;
+  const wire::JobList& list = reply->job_list();
+  if (options.json) {
+    out << ToJson(list) << "\n";
+    return 0;
+  }
+  out << std::left << std::setw(8) << "job" << std::setw(10) << "sequence" << std::setw(14)
+      << "queue" << std::setw(23) << "class" << std::setw(11) << "state" << std::setw(9)
+      << "attempts" << "session\n";
+  for (const auto& job : list.jobs()) {
+    out << std::setw(8) << job.job_id() << std::setw(10) << job.sequence() << std::setw(14)
+        << job.queue() << std::setw(23) << job.message_class() << std::setw(11) << job.state()
+        << std::setw(9) << job.attempts() << job.session_id() << "\n";
+    for (const auto& attempt : job.attempt_log()) {
+      if (attempt.outcome() == "Error") {
+        out << "        attempt " << attempt.attempt() << " (" << attempt.session_id() << ", "
+            << Time(attempt.started_at_us()) << "): " << attempt.error() << "\n";
+      }
+    }
+  }
+  return 0;
+}
+
+int ListSessions(const ReplicaCommandOptions& options, std::ostream& out, std::ostream& err) {
+  wire::Envelope request;
+  request.mutable_status_request();
+  auto reply = AskReplica(options, std::move(request), err);
+  if (!reply) return 1;
+  if (!reply->status_reply().has_replica()) {
+    err << options.endpoint << " is not a replica's control endpoint\n";
+    return 1;
+  }
+  const wire::ReplicaStatus& status = reply->status_reply().replica();
+  if (options.json) {
+    wire::ReplicaStatus sessions;
+    *sessions.mutable_workers() = status.workers();
+    out << ToJson(sessions) << "\n";
+    return 0;
+  }
+  out << "replication session " << status.session_id() << " of " << status.site() << "\n";
+  out << std::left << std::setw(9) << "session" << std::setw(9) << "pid" << std::setw(14)
+      << "queue" << std::setw(13) << "current job" << "started at\n";
+  for (const auto& worker : status.workers()) {
+    out << std::setw(9) << worker.session_id() << std::setw(9) << worker.pid() << std::setw(14)
+        << worker.queue() << std::setw(13)
+        << (worker.current_job() ? std::to_string(worker.current_job()) : "-")
+        << Time(worker.started_at_us()) << "\n";
+  }
+  return 0;
 }
 
 }  // namespace ferry::ctl

@@ -47,6 +47,26 @@ struct VerifyOptions {
 };
 int Verify(const VerifyOptions& options, std::ostream& out, std::ostream& err);
 
+// Operator commands on a replica's control port.
+struct ReplicaCommandOptions {
+  std::string endpoint;  // the replica's control endpoint
+  bool json = false;
+  int timeout_ms = 5000;
+};
+// ferryctl queue set-processes QUEUE N | pause QUEUE | resume QUEUE
+int QueueCommand(const ReplicaCommandOptions& options, const std::string& action,
+                 const std::string& queue, int processes, std::ostream& out, std::ostream& err);
+// ferryctl job retry|skip|why ID
+int JobCommand(const ReplicaCommandOptions& options, const std::string& action, uint64_t job_id,
+               std::ostream& out, std::ostream& err);
+// ferryctl jobs [--queue Q] [--state S] [--limit N] [--job ID]: newest first, with each
+// attempt's outcome and full error text.
+int ListJobs(const ReplicaCommandOptions& options, const std::string& queue,
+             const std::string& state, uint32_t limit, uint64_t job_id, std::ostream& out,
+             std::ostream& err);
+// ferryctl sessions: the worker processes of a replica.
+int ListSessions(const ReplicaCommandOptions& options, std::ostream& out, std::ostream& err);
+
 }  // namespace ferry::ctl
 
 #endif  // FERRY_FERRYCTL_COMMANDS_H_

@@ -4,7 +4,6 @@
 
 #include "common/codec.h"
 #include "common/log.h"
-#include "common/node_client.h"
 
 namespace ferry {
 

@@ -12,66 +12,105 @@
 namespace po = boost::program_options;
 
 namespace {
+
 // ferry-worker beside this executable: they are built and installed into one folder.
 std::string WorkerBesideUs() {
   std::error_code error;
   auto self = std::filesystem::read_symlink("/proc/self/exe", error);
   return error ? "ferry-worker" : (self.parent_path() / "ferry-worker").string();
 }
+
+constexpr char kQueueHelp[] = R"(
+Batch queues: in the --config file, one section per queue,
+  [queue.REPLICATION]
+  processes = 2                  # 1..64 jobs of the queue at once
+  ordering = dependency          # strict | dependency | none
+  classes = Receive_Message      # message classes routed here
+  retry-attempts = 5             # attempts before a failed job is held
+  retry-delay-ms = 1000          # wait before the 2nd attempt ...
+  retry-multiplier = 2           # ... each next wait this much longer ...
+  retry-max-delay-ms = 60000     # ... up to this
+or on the command line: --queue REPLICATION.processes=2. Defaults: REPLICATION (1 process,
+strict) gets Receive_Message; DEFAULT (1 process, strict) gets Receive_Configuration and
+every class without a route. 'ferryctl queue set-processes' overrides processes at run time.
+)";
+
 }  // namespace
 
 int main(int argc, char** argv) {
   ferry::ReplicaOptions options;
   options.worker_program = WorkerBesideUs();
   std::string ready_file;
-  int retry_ms = static_cast<int>(options.retry_delay.count());
   int master_timeout_ms = static_cast<int>(options.master_timeout.count());
+  int64_t retention_s = options.job_retention.count();
+  std::vector<std::string> queue_args;
   po::options_description described(
       "ferry-replica: a replica site of a Ferry deployment.\n"
-      "Options (also as key=value lines in --config)");
-  described.add_options()("help,h", "print this help and exit")(
-      "config", po::value<std::string>(), "INI file with any of the options below")(
-      "site", po::value(&options.site)->required(),
-      "this replica site's name, as in the master configuration")(
-      "master", po::value(&options.master_endpoint)->required(), "the master's stream endpoint")(
-      "db", po::value(&options.db_path)->default_value(options.db_path),
-      "SQLite replica database file")(
-      "control-endpoint",
-      po::value(&options.control_endpoint)->default_value(options.control_endpoint),
-      "ZeroMQ endpoint for status requests")(
-      "worker-endpoint",
-      po::value(&options.worker_endpoint)->default_value(options.worker_endpoint),
-      "ZeroMQ endpoint the worker processes connect to")(
-      "worker-program", po::value(&options.worker_program)->default_value(options.worker_program),
-      "path of the ferry-worker executable")("worker-log", po::value(&options.worker_log),
-                                             "append the workers' output to this file")(
-      "retry-ms", po::value(&retry_ms)->default_value(retry_ms),
-      "wait before a failed job is tried again, milliseconds")(
-      "master-timeout-ms", po::value(&master_timeout_ms)->default_value(master_timeout_ms),
-      "silence from the master after which the replica says hello again, milliseconds")(
-      "ready-file", po::value(&ready_file),
-      "once bound, write the endpoints here (control=..., worker=...)");
+      "Options (also as key = value lines in --config)");
+  described.add_options()
+      ("help,h", "print this help and exit")
+      ("config", po::value<std::string>(), "INI file with any of the options below and [queue.NAME] sections")
+      ("site", po::value(&options.site)->required(), "this replica site's name, as in the master configuration")
+      ("master", po::value(&options.master_endpoint)->required(), "the master's stream endpoint")
+      ("db", po::value(&options.db_path)->default_value(options.db_path), "SQLite replica database file")
+      ("control-endpoint", po::value(&options.control_endpoint)->default_value(options.control_endpoint),
+       "ZeroMQ endpoint for status and operator commands (ferryctl)")
+      ("worker-endpoint", po::value(&options.worker_endpoint)->default_value(options.worker_endpoint),
+       "ZeroMQ endpoint the worker processes connect to")
+      ("worker-program", po::value(&options.worker_program)->default_value(options.worker_program),
+       "path of the ferry-worker executable")
+      ("worker-log", po::value(&options.worker_log), "append the workers' output to this file")
+      ("worker-arg", po::value(&options.worker_args),
+       "an extra argument for every ferry-worker started (repeatable)")
+      ("queue", po::value(&queue_args), "NAME.KEY=VALUE: a queue setting (repeatable; see below)")
+      ("job-retention-s", po::value(&retention_s)->default_value(retention_s),
+       "keep finished jobs this many seconds, then prune them")
+      ("master-timeout-ms", po::value(&master_timeout_ms)->default_value(master_timeout_ms),
+       "silence from the master after which the replica says hello again, milliseconds")
+      ("ready-file", po::value(&ready_file), "once bound, write the endpoints here (control=..., worker=...)");
   po::variables_map vm;
+  std::vector<std::pair<std::string, std::string>> queue_settings;
   try {
     po::store(po::parse_command_line(argc, argv, described), vm);
     if (vm.count("help")) {
-      std::cout << described << "\n";
+      std::cout << described << kQueueHelp;
       return 0;
     }
     if (vm.count("config")) {
-      po::store(po::parse_config_file<char>(vm["config"].as<std::string>().c_str(), described), vm);
+      const std::string path = vm["config"].as<std::string>();
+      auto parsed = po::parse_config_file<char>(path.c_str(), described, /*allow_unregistered=*/true);
+      for (const auto& option : parsed.options) {
+        if (!option.unregistered) continue;
+        if (option.string_key.rfind("queue.", 0) != 0) {
+          throw po::error(path + ": unknown option '" + option.string_key + "'");
+        }
+        queue_settings.emplace_back(option.string_key,
+                                    option.value.empty() ? "" : option.value.front());
+      }
+      po::store(parsed, vm);
     }
     po::notify(vm);
+    for (const auto& arg : queue_args) {
+      size_t eq = arg.find('=');
+      if (eq == std::string::npos) throw po::error("--queue '" + arg + "' is not NAME.KEY=VALUE");
+      queue_settings.emplace_back("queue." + arg.substr(0, eq), arg.substr(eq + 1));
+    }
   } catch (const std::exception& e) {
     std::cerr << "ferry-replica: " << e.what() << "\n(see ferry-replica --help)\n";
     return 2;
   }
-  if (retry_ms <= 0 || master_timeout_ms <= 0) {
-    std::cerr << "ferry-replica: --retry-ms and --master-timeout-ms must be positive\n";
+  if (master_timeout_ms <= 0 || retention_s < 0) {
+    std::cerr << "ferry-replica: --master-timeout-ms must be positive, --job-retention-s not negative\n";
     return 2;
   }
-  options.retry_delay = std::chrono::milliseconds(retry_ms);
+  auto queues = ferry::QueueSet::FromSettings(queue_settings);
+  if (!queues.ok()) {
+    std::cerr << "ferry-replica: queue configuration: " << queues.status().message() << "\n";
+    return 2;
+  }
+  options.queues = std::move(queues).value();
   options.master_timeout = std::chrono::milliseconds(master_timeout_ms);
+  options.job_retention = std::chrono::seconds(retention_s);
   ferry::SetLogProgram("ferry-replica[" + options.site + "]");
 
   const auto& stop = ferry::StopFlagOnSignals();
@@ -82,8 +121,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   ferry::Status ready = ferry::WriteReadyFile(
-      ready_file,
-      {"control=" + (*replica)->control_endpoint(), "worker=" + (*replica)->worker_endpoint()});
+      ready_file, {"control=" + (*replica)->control_endpoint(), "worker=" + (*replica)->worker_endpoint()});
   if (!ready.ok()) {
     ferry::LogError(ready.message());
     return 1;

@@ -1,13 +1,43 @@
 #include "replica/replica.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 
 #include "common/codec.h"
 #include "common/log.h"
 
 namespace ferry {
+namespace {
+
+std::shared_ptr<const Catalog> CatalogOf(const config::MasterConfiguration& config) {
+  auto catalog = Catalog::FromProto(config);
+  if (!catalog.ok()) {
+    LogError("received a master configuration that does not hold: " + catalog.status().message());
+    return nullptr;
+  }
+  return *catalog;
+}
+
+BatchQueues::NewJob Scheduled(const Job& job, const Catalog* catalog) {
+  BatchQueues::NewJob scheduled;
+  scheduled.id = job.id;
+  scheduled.sequence = job.sequence;
+  scheduled.queue = job.queue;
+  scheduled.barrier = job.message.message_class() == wire::RECEIVE_CONFIGURATION;
+  scheduled.footprint = FootprintOf(catalog, job.message);
+  scheduled.failed = job.state == JobState::kError;
+  scheduled.failures = job.attempts - job.released_attempts;
+  return scheduled;
+}
+
+std::string Millis(std::chrono::steady_clock::duration d) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
+}
+
+}  // namespace
 
 StatusOr<std::unique_ptr<Replica>> Replica::Create(zmq::context_t& context, ReplicaOptions options,
                                                    const Clock* clock) {
@@ -16,9 +46,43 @@ StatusOr<std::unique_ptr<Replica>> Replica::Create(zmq::context_t& context, Repl
   if (options.worker_program.empty()) return Status::InvalidArgument("no worker program given");
   auto store = OpenSqliteReplicaStore(options.db_path, {});
   if (!store.ok()) return store.status();
-  std::unique_ptr<Replica> replica(
-      new Replica(context, std::move(options), clock, std::move(store).value()));
 
+  // Operators' changes (ferryctl queue ...) outlive restarts and override the configuration.
+  auto settings = (*store)->QueueSettings();
+  if (!settings.ok()) return settings.status();
+  for (const auto& [name, setting] : *settings) {
+    QueueConfig* queue = options.queues.Find(name);
+    if (!queue) continue;
+    if (setting.processes && *setting.processes != queue->processes) {
+      LogInfo("queue " + name + ": " + std::to_string(*setting.processes) +
+              " processes as set by ferryctl (configured: " + std::to_string(queue->processes) + ")");
+      queue->processes = *setting.processes;
+    }
+  }
+  BatchQueues scheduler(options.queues);
+  for (const auto& [name, setting] : *settings) {
+    if (setting.paused && options.queues.Find(name)) {
+      (void)scheduler.SetPaused(name, true);
+      LogInfo("queue " + name + " is paused (ferryctl queue resume " + name + ")");
+    }
+  }
+  auto newest = (*store)->NewestConfiguration();
+  if (!newest.ok()) return newest.status();
+  std::shared_ptr<const Catalog> catalog = *newest ? CatalogOf(**newest) : nullptr;
+  auto unfinished = (*store)->UnfinishedJobs();
+  if (!unfinished.ok()) return unfinished.status();
+  for (const Job& job : *unfinished) {
+    if (!options.queues.Find(job.queue)) {
+      return Status::InvalidArgument(
+          "job " + std::to_string(job.id) + " is unfinished on queue " + job.queue +
+          ", which the configuration no longer has: configure queue." + job.queue + " again");
+    }
+    scheduler.Add(Scheduled(job, catalog.get()));
+  }
+
+  std::unique_ptr<Replica> replica(new Replica(context, std::move(options), clock,
+                                               std::move(store).value(), std::move(scheduler)));
+  replica->catalog_ = std::move(catalog);
   auto control = Bind(replica->control_socket_, replica->options_.control_endpoint);
   if (!control.ok()) return control.status().Annotate("control endpoint");
   replica->control_endpoint_ = *control;
@@ -31,36 +95,33 @@ StatusOr<std::unique_ptr<Replica>> Replica::Create(zmq::context_t& context, Repl
     return Status::InvalidArgument("cannot connect to master " + replica->options_.master_endpoint +
                                    ": " + e.what());
   }
-
   auto session = replica->store_->BeginSession(getpid(), clock->NowMicros());
   if (!session.ok()) return session.status();
   replica->session_id_ = *session;
-  auto unfinished = replica->store_->UnfinishedJobs();
-  if (!unfinished.ok()) return unfinished.status();
-  for (Job& job : *unfinished) {
-    job.state = JobState::kPosted;  // whatever was executing when we stopped runs again
-    replica->replication_queue_.jobs.push_back(std::move(job));
+  for (const auto& queue : replica->options_.queues.queues()) {
+    replica->supervisors_.emplace(
+        queue.name, WorkerSupervisor::Options{
+                        .program = replica->options_.worker_program,
+                        .queue = queue.name,
+                        .replica_endpoint = replica->worker_endpoint_,
+                        .db_path = replica->options_.db_path,
+                        .log_path = replica->options_.worker_log,
+                        .extra_args = replica->options_.worker_args,
+                        .processes = queue.processes,
+                    });
   }
-  replica->supervisor_.emplace(WorkerSupervisor::Options{
-      .program = replica->options_.worker_program,
-      .queue = kReplicationQueue,
-      .replica_endpoint = replica->worker_endpoint_,
-      .db_path = replica->options_.db_path,
-      .log_path = replica->options_.worker_log,
-      .processes = replica->replication_queue_.processes,
-  });
   return replica;
 }
 
 Replica::Replica(zmq::context_t& context, ReplicaOptions options, const Clock* clock,
-                 std::unique_ptr<ReplicaStore> store)
+                 std::unique_ptr<ReplicaStore> store, BatchQueues scheduler)
     : options_(std::move(options)),
       clock_(clock),
       store_(std::move(store)),
+      scheduler_(std::move(scheduler)),
       stream_socket_(context, zmq::socket_type::dealer),
       worker_socket_(context, zmq::socket_type::router),
       control_socket_(context, zmq::socket_type::router) {
-  replication_queue_.name = kReplicationQueue;
   stream_socket_.set(zmq::sockopt::linger, 0);
   // Hellos are not queued for a master that is not there; the timer says hello again.
   stream_socket_.set(zmq::sockopt::immediate, 1);
@@ -75,19 +136,21 @@ Replica::Replica(zmq::context_t& context, ReplicaOptions options, const Clock* c
 Status Replica::Run(const std::atomic<bool>& stop) {
   LogInfo("replica " + options_.site + " session " + session_id_ + ": stream from " +
           options_.master_endpoint + ", control on " + control_endpoint_ + ", workers on " +
-          worker_endpoint_ + ", next sequence " +
-          std::to_string(store_->LastReceivedSequence() + 1));
+          worker_endpoint_ + ", next sequence " + std::to_string(store_->LastReceivedSequence() + 1) +
+          ", " + std::to_string(scheduler_.size()) + " unfinished jobs");
+  for (const auto& warning : options_.queues.Warnings()) LogWarning(warning);
   SayHello();
   while (!stop.load()) {
     auto now = clock_->Steady();
-    for (pid_t pid : supervisor_->Tick(now)) OnWorkerExited(pid);
+    CheckWorkers();
     // Until the master answers, hello often: the first one is dropped while connecting.
     if (now - last_heard_from_master_ > options_.master_timeout &&
         now - last_hello_ > std::min<std::chrono::milliseconds>(options_.master_timeout / 3,
-                                                                std::chrono::milliseconds(250))) {
+                                                                 std::chrono::milliseconds(250))) {
       SayHello();
     }
-    Dispatch(replication_queue_);
+    if (now >= next_prune_) Prune();
+    Dispatch();
     zmq::pollitem_t items[] = {{stream_socket_.handle(), 0, ZMQ_POLLIN, 0},
                                {worker_socket_.handle(), 0, ZMQ_POLLIN, 0},
                                {control_socket_.handle(), 0, ZMQ_POLLIN, 0}};
@@ -99,7 +162,7 @@ Status Replica::Run(const std::atomic<bool>& stop) {
     if (items[1].revents & ZMQ_POLLIN) HandleWorkers();
     if (items[2].revents & ZMQ_POLLIN) HandleControl();
   }
-  supervisor_.reset();  // SIGTERM to each worker; each finishes its job first
+  supervisors_.clear();  // SIGTERM to each worker; each finishes its job first
   LogInfo("replica " + options_.site + " stopped");
   return Status::Ok();
 }
@@ -145,21 +208,67 @@ void Replica::HandleStream() {
   }
   if (!batch.empty()) {
     // One durable transaction for everything that arrived together, then one ack.
-    auto posted =
-        store_->StoreMessages(batch, kReplicationQueue, kDefaultQueue, clock_->NowMicros());
+    auto posted = store_->StoreMessages(
+        batch,
+        [this](wire::MessageClass c) { return options_.queues.QueueFor(c).name; },
+        clock_->NowMicros());
     if (!posted.ok()) {
       LogError("storing messages " + std::to_string(batch.front().sequence()) + ".." +
                std::to_string(batch.back().sequence()) + ": " + posted.status().message());
       return;  // not acknowledged: the master sends them again after our next hello
     }
-    for (Job& job : *posted) replication_queue_.jobs.push_back(std::move(job));
+    Post(std::move(posted).value());
     wire::Envelope ack;
     ack.mutable_ack()->set_site(options_.site);
     ack.mutable_ack()->set_sequence(store_->LastReceivedSequence());
     (void)Send(stream_socket_, ack);
-    Dispatch(replication_queue_);
+    Dispatch();
   } else if (gap) {
     SayHello();  // the master streams again from the first sequence we lack
+  }
+}
+
+void Replica::Post(std::vector<Job> jobs) {
+  for (const Job& job : jobs) {
+    if (job.message.message_class() == wire::RECEIVE_CONFIGURATION) {
+      if (auto catalog = CatalogOf(job.message.configuration())) catalog_ = std::move(catalog);
+    }
+    scheduler_.Add(Scheduled(job, catalog_.get()));
+  }
+}
+
+void Replica::Dispatch() {
+  const auto now = clock_->Steady();
+  for (const auto& queue : options_.queues.queues()) {
+    std::vector<std::pair<const std::string*, WorkerSession*>> idle;
+    for (auto& [identity, session] : sessions_) {
+      if (session.queue == queue.name && session.current_job == 0 && !session.retiring) {
+        idle.emplace_back(&identity, &session);
+      }
+    }
+    if (idle.empty()) continue;
+    size_t next_worker = 0;
+    for (uint64_t job_id : scheduler_.Runnable(queue.name, now, idle.size())) {
+      auto [identity, session] = idle[next_worker];
+      auto attempt = store_->MarkExecuting(job_id, session->id, clock_->NowMicros());
+      if (!attempt.ok()) {
+        LogError("job " + std::to_string(job_id) + " not started: " + attempt.status().message());
+        return;
+      }
+      wire::Envelope assignment;
+      assignment.mutable_job_assignment()->set_job_id(job_id);
+      assignment.mutable_job_assignment()->set_attempt(*attempt);
+      assignment.mutable_job_assignment()->set_session_id(session->id);
+      Status sent = Send(worker_socket_, assignment, *identity);
+      if (!sent.ok()) {
+        LogWarning("worker session " + session->id + " unreachable: " + sent.message());
+        session->retiring = true;  // its process check will remove it
+        continue;
+      }
+      scheduler_.Started(job_id);
+      session->current_job = job_id;
+      ++next_worker;
+    }
   }
 }
 
@@ -171,89 +280,102 @@ void Replica::HandleWorkers() {
     }
     const wire::Envelope& envelope = *received->envelope;
     if (envelope.has_worker_hello()) {
-      if (envelope.worker_hello().queue() != replication_queue_.name) {
-        LogWarning("worker " + std::to_string(envelope.worker_hello().pid()) +
-                   " asked for unknown queue '" + envelope.worker_hello().queue() + "'");
+      const wire::WorkerHello& hello = envelope.worker_hello();
+      if (!options_.queues.Find(hello.queue())) {
+        const std::string reason = "worker " + std::to_string(hello.pid()) +
+                                   " asked for queue '" + hello.queue() +
+                                   "', which this replica does not have";
+        LogWarning(reason);
+        (void)Send(worker_socket_, ErrorEnvelope(0, wire::NOT_FOUND, reason), received->identity);
         continue;
       }
+      if (sessions_.count(received->identity)) continue;  // a keepalive
       WorkerSession& session = sessions_[received->identity];
       session.id = "W" + std::to_string(next_session_number_++);
-      session.pid = envelope.worker_hello().pid();
-      session.queue = envelope.worker_hello().queue();
+      session.pid = hello.pid();
+      session.queue = hello.queue();
       session.started_at_us = clock_->NowMicros();
       LogInfo("worker session " + session.id + " (pid " + std::to_string(session.pid) +
               ") serves queue " + session.queue);
     } else if (envelope.has_job_outcome()) {
-      auto it = sessions_.find(received->identity);
       const wire::JobOutcome& outcome = envelope.job_outcome();
+      auto it = sessions_.find(received->identity);
       if (it == sessions_.end() || it->second.current_job != outcome.job_id()) {
         LogWarning("worker port: outcome of job " + std::to_string(outcome.job_id()) +
                    " from a session not running it");
         continue;
       }
       it->second.current_job = 0;
-      BatchQueue& queue = replication_queue_;
-      if (queue.jobs.empty() || queue.jobs.front().id != outcome.job_id()) continue;
+      if (!scheduler_.Contains(outcome.job_id())) continue;
       if (outcome.ready()) {
-        queue.jobs.pop_front();
+        scheduler_.Succeeded(outcome.job_id());
+        continue;
+      }
+      last_error_ = outcome.error();
+      const std::string queue = it->second.queue;
+      if (scheduler_.Failed(outcome.job_id(), clock_->Steady())) {
+        LogError("job " + std::to_string(outcome.job_id()) + " of queue " + queue +
+                 " failed its last allowed attempt and is held (ferryctl job retry|skip " +
+                 std::to_string(outcome.job_id()) + "): " + outcome.error());
       } else {
-        queue.jobs.front().state = JobState::kError;
-        queue.retry_at = clock_->Steady() + options_.retry_delay;
-        last_error_ = outcome.error();
-        LogWarning("job " + std::to_string(outcome.job_id()) + " failed, retrying in " +
-                   std::to_string(options_.retry_delay.count()) + " ms: " + outcome.error());
+        LogWarning("job " + std::to_string(outcome.job_id()) + " failed and will be retried in " +
+                   Millis(*scheduler_.RetryAt(outcome.job_id()) - clock_->Steady()) + ": " +
+                   outcome.error());
       }
     } else {
       LogWarning("worker port: unexpected " + BodyName(envelope));
     }
   }
-  Dispatch(replication_queue_);
+  Dispatch();
 }
 
-void Replica::OnWorkerExited(int pid) {
+void Replica::CheckWorkers() {
+  const auto now = clock_->Steady();
+  for (auto& [queue, supervisor] : supervisors_) {
+    for (pid_t pid : supervisor.Tick(now)) OnWorkerGone(pid);
+  }
+  // Workers started by hand are not our children: ask the kernel whether they still live.
+  std::vector<int> gone;
+  for (const auto& [identity, session] : sessions_) {
+    const auto supervisor = supervisors_.find(session.queue);
+    if (supervisor != supervisors_.end() && supervisor->second.Owns(session.pid)) continue;
+    if (kill(session.pid, 0) != 0 && errno == ESRCH) gone.push_back(session.pid);
+  }
+  for (int pid : gone) OnWorkerGone(pid);
+}
+
+void Replica::OnWorkerGone(int pid) {
   for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
     if (it->second.pid != pid) continue;
     if (it->second.current_job != 0) {
       LogWarning("job " + std::to_string(it->second.current_job) + " lost its worker " +
-                 it->second.id + "; it will be handed out again");
-      for (Job& job : replication_queue_.jobs) {
-        if (job.id == it->second.current_job) job.state = JobState::kPosted;
-      }
+                 it->second.id + " (pid " + std::to_string(pid) + "); it will be handed out again");
+      if (scheduler_.Contains(it->second.current_job)) scheduler_.Lost(it->second.current_job);
     }
     sessions_.erase(it);
     return;
   }
 }
 
-void Replica::Dispatch(BatchQueue& queue) {
-  if (queue.jobs.empty()) return;
-  Job& next = queue.jobs.front();
-  // Strict order: only the front job runs, and only one at a time.
-  if (next.state == JobState::kExecuting) return;
-  if (next.state == JobState::kError && clock_->Steady() < queue.retry_at) return;
-  for (auto& [identity, session] : sessions_) {
-    if (session.queue != queue.name || session.current_job != 0) continue;
-    Status marked = store_->MarkExecuting(next.id, session.id, clock_->NowMicros());
-    if (!marked.ok()) {
-      LogError("job " + std::to_string(next.id) + " not started: " + marked.message());
-      return;
-    }
-    wire::Envelope assignment;
-    assignment.mutable_job_assignment()->set_job_id(next.id);
-    Status sent = Send(worker_socket_, assignment, identity);
-    if (!sent.ok()) {
-      LogWarning("worker session " + session.id + " unreachable: " + sent.message());
-      continue;
-    }
-    session.current_job = next.id;
-    next.state = JobState::kExecuting;
-    return;
+void Replica::Prune() {
+  const auto interval = std::clamp<std::chrono::seconds>(options_.job_retention / 10,
+                                                         std::chrono::seconds(1),
+                                                         std::chrono::seconds(60));
+  next_prune_ = clock_->Steady() + interval;
+  const int64_t before =
+      clock_->NowMicros() -
+      std::chrono::duration_cast<std::chrono::microseconds>(options_.job_retention).count();
+  auto pruned = store_->PruneFinished(before);
+  if (!pruned.ok()) {
+    LogError("pruning finished jobs: " + pruned.status().message());
+  } else if (*pruned > 0) {
+    LogInfo("pruned " + std::to_string(*pruned) + " finished jobs");
   }
 }
 
 uint64_t Replica::LastAppliedSequence() const {
-  // Everything before the oldest unfinished job has been applied.
-  if (!replication_queue_.jobs.empty()) return replication_queue_.jobs.front().sequence - 1;
+  // Everything before the oldest unfinished job has been applied (or skipped).
+  if (auto oldest = scheduler_.OldestUnfinishedSequence()) return *oldest - 1;
   return store_->LastReceivedSequence();
 }
 
@@ -265,18 +387,31 @@ StatusOr<wire::ReplicaStatus> Replica::CurrentStatus() {
   status.set_master_connected(clock_->Steady() - last_heard_from_master_ < options_.master_timeout);
   status.set_last_received_sequence(store_->LastReceivedSequence());
   status.set_last_applied_sequence(LastAppliedSequence());
-  auto counts = store_->CountJobs();
-  if (!counts.ok()) return counts.status();
-  std::map<std::string, int> processes = {{kReplicationQueue, replication_queue_.processes},
-                                          {kDefaultQueue, 0}};
-  for (const auto& [name, count] : processes) {
+  auto stored = store_->CountJobs();
+  if (!stored.ok()) return stored.status();
+  auto unfinished = scheduler_.Counts();
+  for (const auto& config : options_.queues.queues()) {
+    const auto view = scheduler_.View(config.name);
     wire::QueueStatus* queue = status.add_queues();
-    queue->set_name(name);
-    queue->set_processes(count);
-    for (const auto& [state, n] : (*counts)[name]) {
-      wire::StateCount* state_count = queue->add_jobs();
-      state_count->set_state(state);
-      state_count->set_count(n);
+    queue->set_name(config.name);
+    queue->set_processes(view.config->processes);
+    queue->set_ordering(OrderingName(view.config->ordering));
+    queue->set_paused(view.paused);
+    queue->set_executing(view.executing);
+    for (auto c : config.classes) queue->add_classes(MessageClassName(c));
+    for (const char* state : {"Posted", "Waiting", "Executing", "Error"}) {
+      if (uint64_t n = unfinished[config.name][state]) {
+        wire::StateCount* count = queue->add_jobs();
+        count->set_state(state);
+        count->set_count(n);
+      }
+    }
+    for (const char* state : {"Ready", "Skipped"}) {
+      if (uint64_t n = (*stored)[config.name][state]) {
+        wire::StateCount* count = queue->add_jobs();
+        count->set_state(state);
+        count->set_count(n);
+      }
     }
   }
   for (const auto& [identity, session] : sessions_) {
@@ -291,6 +426,167 @@ StatusOr<wire::ReplicaStatus> Replica::CurrentStatus() {
   return status;
 }
 
+wire::Envelope Replica::OnQueueCommand(const wire::QueueCommand& command) {
+  wire::Envelope reply;
+  QueueConfig* queue = options_.queues.Find(command.queue());
+  if (!queue) {
+    return ErrorEnvelope(0, wire::NOT_FOUND, "no queue named '" + command.queue() + "'");
+  }
+  QueueSetting setting;
+  setting.processes = queue->processes;
+  setting.paused = scheduler_.View(queue->name).paused;
+  std::string done;
+  switch (command.action()) {
+    case wire::QueueCommand::SET_PROCESSES: {
+      const int processes = static_cast<int>(command.processes());
+      Status set = scheduler_.SetProcesses(queue->name, processes);
+      if (!set.ok()) return ErrorEnvelope(0, ErrorCodeFor(set), set.message());
+      std::set<pid_t> busy;
+      for (const auto& [identity, session] : sessions_) {
+        if (session.queue == queue->name && session.current_job) busy.insert(session.pid);
+      }
+      for (pid_t pid : supervisors_.at(queue->name).SetProcesses(processes, busy)) {
+        for (auto& [identity, session] : sessions_) {
+          if (session.pid == pid) session.retiring = true;
+        }
+      }
+      done = "queue " + queue->name + ": " + std::to_string(processes) + " processes (was " +
+             std::to_string(queue->processes) + ")";
+      queue->processes = processes;
+      setting.processes = processes;
+      break;
+    }
+    case wire::QueueCommand::PAUSE:
+    case wire::QueueCommand::RESUME:
+      setting.paused = command.action() == wire::QueueCommand::PAUSE;
+      (void)scheduler_.SetPaused(queue->name, setting.paused);
+      done = "queue " + queue->name + (setting.paused ? " paused: no job of it starts until "
+                                                        "ferryctl queue resume " + queue->name
+                                                      : " resumed");
+      break;
+    default:
+      return ErrorEnvelope(0, wire::INVALID_ARGUMENT, "no queue action given");
+  }
+  Status saved = store_->SaveQueueSetting(queue->name, setting);
+  if (!saved.ok()) {
+    done += " (not kept across a restart: " + saved.message() + ")";
+    LogError(done);
+  } else {
+    LogInfo(done);
+  }
+  reply.mutable_command_reply()->set_message(done);
+  Dispatch();
+  return reply;
+}
+
+wire::Envelope Replica::OnJobCommand(const wire::JobCommand& command) {
+  wire::Envelope reply;
+  const uint64_t id = command.job_id();
+  const std::string job = "job " + std::to_string(id);
+  if (command.action() == wire::JobCommand::WHY) {
+    auto why = Why(id);
+    if (!why.ok()) return ErrorEnvelope(0, ErrorCodeFor(why.status()), why.status().message());
+    *reply.mutable_job_why() = std::move(why).value();
+    return reply;
+  }
+  if (command.action() != wire::JobCommand::RETRY && command.action() != wire::JobCommand::SKIP) {
+    return ErrorEnvelope(0, wire::INVALID_ARGUMENT, "no job action given");
+  }
+  const bool retry = command.action() == wire::JobCommand::RETRY;
+  Status checked = retry ? scheduler_.Retry(id, clock_->Steady()) : scheduler_.Skip(id);
+  if (!checked.ok()) return ErrorEnvelope(0, ErrorCodeFor(checked), checked.message());
+  Status stored = retry ? store_->MarkReleased(id) : store_->MarkSkipped(id, clock_->NowMicros());
+  if (!stored.ok()) LogError(job + ": " + stored.message());
+  const std::string done = retry ? job + " will run again" : job + " skipped: it will not be applied";
+  LogInfo(done + " (operator)");
+  reply.mutable_command_reply()->set_message(done);
+  Dispatch();
+  return reply;
+}
+
+StatusOr<wire::JobWhy> Replica::Why(uint64_t job_id) {
+  wire::JobWhy why;
+  why.set_job_id(job_id);
+  const std::string job = "job " + std::to_string(job_id);
+  if (!scheduler_.Contains(job_id)) {
+    auto records = store_->ListJobs("", "", job_id, 1);
+    if (!records.ok()) return records.status();
+    if (records->empty()) return Status::NotFound(job + " does not exist (or was pruned)");
+    why.set_state(records->front().state());
+    why.set_summary(job + " is " + why.state() + ": it waits for nothing");
+    return why;
+  }
+  const auto state = scheduler_.StateOf(job_id);
+  why.set_state(BatchQueues::StateName(state));
+  for (const auto& blocker : scheduler_.WaitsFor(job_id)) {
+    wire::Blocker* b = why.add_blockers();
+    b->set_job_id(blocker.job_id);
+    b->set_reason(blocker.reason);
+  }
+  auto records = store_->ListJobs("", "", job_id, 1);
+  const std::string queue = records.ok() && !records->empty() ? records->front().queue() : "";
+  switch (state) {
+    case BatchQueues::State::kExecuting:
+      why.set_summary(job + " is executing");
+      break;
+    case BatchQueues::State::kError: {
+      const std::string error = records.ok() && !records->empty() ? records->front().error() : "";
+      if (scheduler_.Held(job_id)) {
+        why.set_summary(job + " failed its last allowed attempt and holds what waits for it: "
+                        "ferryctl job retry " + std::to_string(job_id) + " once the cause is "
+                        "fixed, or ferryctl job skip " + std::to_string(job_id) +
+                        ". Last error: " + error);
+      } else {
+        why.set_summary(job + " failed and runs again in " +
+                        Millis(*scheduler_.RetryAt(job_id) - clock_->Steady()) +
+                        ". Last error: " + error);
+      }
+      break;
+    }
+    case BatchQueues::State::kWaiting: {
+      std::string summary = job + " waits for";
+      for (int i = 0; i < why.blockers_size(); ++i) {
+        summary += (i ? "; job " : " job ") + std::to_string(why.blockers(i).job_id()) + " (" +
+                   why.blockers(i).reason() + ")";
+      }
+      why.set_summary(summary);
+      break;
+    }
+    case BatchQueues::State::kPosted: {
+      const auto view = scheduler_.View(queue);
+      why.set_summary(view.paused ? job + " waits: queue " + queue + " is paused"
+                                  : job + " waits for a free process of queue " + queue + " (" +
+                                        std::to_string(view.executing) + " of " +
+                                        std::to_string(view.config->processes) + " executing)");
+      break;
+    }
+  }
+  return why;
+}
+
+StatusOr<wire::JobList> Replica::ListJobs(const wire::JobQuery& query) {
+  const size_t limit = query.limit() ? query.limit() : 100;
+  // Waiting is not stored (such a job is Posted there); Error and Executing may be stale
+  // after a restart. Ask broadly, then take the live state of each unfinished job.
+  std::string stored_state = query.state();
+  const bool live = query.state() == "Waiting" || query.state() == "Posted" ||
+                    query.state() == "Executing" || query.state() == "Error";
+  if (live) stored_state.clear();
+  auto records = store_->ListJobs(query.queue(), stored_state, query.job_id(),
+                                  live ? std::max<size_t>(limit, scheduler_.size() + limit) : limit);
+  if (!records.ok()) return records.status();
+  wire::JobList list;
+  for (auto& record : *records) {
+    if (scheduler_.Contains(record.job_id())) {
+      record.set_state(BatchQueues::StateName(scheduler_.StateOf(record.job_id())));
+    }
+    if (!query.state().empty() && record.state() != query.state()) continue;
+    *list.add_jobs() = std::move(record);
+    if (static_cast<size_t>(list.jobs_size()) >= limit) break;
+  }
+  return list;
+}
+
 void Replica::HandleControl() {
   while (auto received = TryReceive(control_socket_, /*router=*/true)) {
     if (!received->envelope.ok()) {
@@ -302,18 +598,30 @@ void Replica::HandleControl() {
     }
     const wire::Envelope& request = *received->envelope;
     wire::Envelope reply;
-    reply.set_request_id(request.request_id());
     if (request.has_status_request()) {
       auto status = CurrentStatus();
       if (status.ok()) {
         *reply.mutable_status_reply()->mutable_replica() = std::move(status).value();
       } else {
-        reply = ErrorEnvelope(request.request_id(), wire::INTERNAL, status.status().message());
+        reply = ErrorEnvelope(0, wire::INTERNAL, status.status().message());
+      }
+    } else if (request.has_queue_command()) {
+      reply = OnQueueCommand(request.queue_command());
+    } else if (request.has_job_command()) {
+      reply = OnJobCommand(request.job_command());
+    } else if (request.has_job_query()) {
+      auto list = ListJobs(request.job_query());
+      if (list.ok()) {
+        *reply.mutable_job_list() = std::move(list).value();
+      } else {
+        reply = ErrorEnvelope(0, wire::INTERNAL, list.status().message());
       }
     } else {
-      reply = ErrorEnvelope(request.request_id(), wire::UNEXPECTED,
-                            "the control port takes StatusRequest, not " + BodyName(request));
+      reply = ErrorEnvelope(0, wire::UNEXPECTED,
+                            "the control port takes StatusRequest, QueueCommand, JobCommand or "
+                            "JobQuery, not " + BodyName(request));
     }
+    reply.set_request_id(request.request_id());
     (void)Send(control_socket_, reply, received->identity);
   }
 }

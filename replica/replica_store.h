@@ -2,30 +2,45 @@
 #define FERRY_REPLICA_REPLICA_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
+#include "proto/config.pb.h"
 #include "proto/ferry.pb.h"
 
 namespace ferry {
 
-enum class JobState { kPosted, kExecuting, kReady, kError };
-const char* JobStateName(JobState state);  // "Posted", "Executing", "Ready", "Error"
+// A job's stored state. A job waiting for another is Posted here; Waiting is the replica's
+// in-memory view of it.
+enum class JobState { kPosted, kExecuting, kReady, kError, kSkipped };
+const char* JobStateName(JobState state);  // "Posted", "Executing", "Ready", "Error", "Skipped"
 
 struct Job {
   uint64_t id = 0;
   uint64_t sequence = 0;  // of the replication message it applies
   std::string queue;
   JobState state = JobState::kPosted;
+  int attempts = 0;           // every attempt so far
+  int released_attempts = 0;  // attempts when an operator last retried it
+  wire::ReplicationMessage message;
 };
 
-// A replica site's database: the inbox of received messages, the jobs that apply them, the
-// installed master configuration, the LU tables and the replication sessions. The replica
-// node and its worker processes each open it (SQLite in WAL mode; PostgreSQL later behind
-// the same interface). Not thread-safe: one owner per process.
+// Operator overrides of a queue's configuration, kept across restarts.
+struct QueueSetting {
+  std::optional<int> processes;
+  bool paused = false;
+};
+
+// A replica site's database: the inbox of received messages, the jobs that apply them with
+// every attempt, the installed master configuration, the LU tables, the replication sessions
+// and the operators' queue settings. The replica node and its worker processes each open it
+// (SQLite in WAL mode; PostgreSQL later behind the same interface). Not thread-safe: one
+// owner per process.
 class ReplicaStore {
  public:
   virtual ~ReplicaStore() = default;
@@ -33,34 +48,61 @@ class ReplicaStore {
   // ---- Used by the replica node.
 
   // In one durable transaction: stores each message in the inbox and posts it as a job on
-  // `queue_for_messages`. A Receive_Configuration message is installed instead (its LU tables
-  // created, the catalog kept for the workers) and its job recorded as Ready on
-  // `queue_for_configuration`. REQUIRES: sequences continue LastReceivedSequence() without
-  // a gap. Returns the jobs posted to run.
+  // the queue `queue_for` names for its class. REQUIRES: sequences continue
+  // LastReceivedSequence() without a gap. Returns the posted jobs, messages included.
   virtual StatusOr<std::vector<Job>> StoreMessages(
-      const std::vector<wire::ReplicationMessage>& messages, const std::string& queue_for_messages,
-      const std::string& queue_for_configuration, int64_t now_us) = 0;
+      const std::vector<wire::ReplicationMessage>& messages,
+      const std::function<std::string(wire::MessageClass)>& queue_for, int64_t now_us) = 0;
 
   virtual uint64_t LastReceivedSequence() const = 0;
 
-  // Jobs not yet Ready, by sequence: what to dispatch after a restart.
+  // Jobs not finished (not Ready, not Skipped), by sequence, messages included.
   virtual StatusOr<std::vector<Job>> UnfinishedJobs() = 0;
+  // The configuration in force for the next message: the newest one received.
+  virtual StatusOr<std::optional<config::MasterConfiguration>> NewestConfiguration() = 0;
 
-  // Records that `session` starts job `job_id` (one more attempt).
-  virtual Status MarkExecuting(uint64_t job_id, const std::string& session, int64_t now_us) = 0;
+  // Records that `session` starts job `job_id`; returns the attempt's number (1, 2, ...).
+  virtual StatusOr<int> MarkExecuting(uint64_t job_id, const std::string& session,
+                                      int64_t now_us) = 0;
+  // Operator actions: the job is set aside, or gets a fresh retry budget.
+  virtual Status MarkSkipped(uint64_t job_id, int64_t now_us) = 0;
+  virtual Status MarkReleased(uint64_t job_id) = 0;
+
+  virtual StatusOr<std::map<std::string, QueueSetting>> QueueSettings() = 0;
+  virtual Status SaveQueueSetting(const std::string& queue, const QueueSetting& setting) = 0;
 
   // Starts a new replication session (one per start of the node) and returns its id.
   virtual StatusOr<std::string> BeginSession(int pid, int64_t now_us) = 0;
 
-  // Job counts by queue and state name.
+  // Jobs by queue and stored state name.
   virtual StatusOr<std::map<std::string, std::map<std::string, uint64_t>>> CountJobs() = 0;
+  // Jobs with their attempts, newest first; empty `queue`/`state` match all.
+  virtual StatusOr<std::vector<wire::JobRecord>> ListJobs(const std::string& queue,
+                                                          const std::string& state,
+                                                          uint64_t job_id, size_t limit) = 0;
+  // Removes finished (Ready, Skipped) jobs that finished before `before_us`, with their
+  // attempts and inbox messages. Returns how many.
+  virtual StatusOr<size_t> PruneFinished(int64_t before_us) = 0;
 
   // ---- Used by a worker.
 
-  // Applies job `job_id`'s LU changes and marks it Ready in one durable transaction; a job
-  // that is Ready already changes nothing. On failure nothing of it is applied, the job is
-  // marked Error with the returned message (naming the job, the LU, the key and what failed).
-  virtual Status ApplyJob(uint64_t job_id, int64_t now_us) = 0;
+  // The message job `job_id` applies.
+  virtual StatusOr<wire::ReplicationMessage> ReadJobMessage(uint64_t job_id) = 0;
+
+  // One attempt at a job, as a worker sees it.
+  struct Attempt {
+    uint64_t job_id = 0;
+    int attempt = 1;
+    std::string session_id;
+    int pid = 0;
+    int64_t started_at_us = 0;  // when the worker took the job
+  };
+  // Applies the job and marks it Ready in one durable transaction that also records the
+  // attempt: a Receive_Message job's LU changes, a Receive_Configuration job's tables and
+  // catalog. A job that is Ready already changes nothing (the attempt says AlreadyReady). On
+  // failure nothing of it is applied; the job is marked Error and the attempt records the
+  // returned message (naming the job, the LU, the key and what failed).
+  virtual Status ApplyJob(const Attempt& attempt, int64_t now_us) = 0;
 };
 
 struct ReplicaStoreOptions {

@@ -3,20 +3,18 @@
 #include "common/catalog.h"
 #include "common/lu_tables.h"
 #include "common/sqlite.h"
+#include "replica/queue_config.h"
 #include "replica/replica_store.h"
 
 namespace ferry {
 
 const char* JobStateName(JobState state) {
   switch (state) {
-    case JobState::kPosted:
-      return "Posted";
-    case JobState::kExecuting:
-      return "Executing";
-    case JobState::kReady:
-      return "Ready";
-    case JobState::kError:
-      return "Error";
+    case JobState::kPosted: return "Posted";
+    case JobState::kExecuting: return "Executing";
+    case JobState::kReady: return "Ready";
+    case JobState::kError: return "Error";
+    case JobState::kSkipped: return "Skipped";
   }
   return "?";
 }
@@ -24,6 +22,7 @@ const char* JobStateName(JobState state) {
 namespace {
 
 constexpr char kSchema[] = R"sql(
+CREATE TABLE IF NOT EXISTS ferry_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ferry_inbox (
   sequence INTEGER PRIMARY KEY,
   message_class INTEGER NOT NULL,
@@ -35,14 +34,26 @@ CREATE TABLE IF NOT EXISTS ferry_jobs (
   job_id INTEGER PRIMARY KEY,
   sequence INTEGER NOT NULL UNIQUE REFERENCES ferry_inbox (sequence),
   queue TEXT NOT NULL,
+  message_class INTEGER NOT NULL,
   state TEXT NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0,
+  released_attempts INTEGER NOT NULL DEFAULT 0,
   session TEXT,
   error TEXT,
   posted_at_us INTEGER NOT NULL,
   started_at_us INTEGER,
   finished_at_us INTEGER);
 CREATE INDEX IF NOT EXISTS ferry_jobs_state ON ferry_jobs (state, sequence);
+CREATE TABLE IF NOT EXISTS ferry_job_attempts (
+  job_id INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  session TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  started_at_us INTEGER NOT NULL,
+  finished_at_us INTEGER NOT NULL,
+  outcome TEXT NOT NULL,
+  error TEXT,
+  PRIMARY KEY (job_id, attempt));
 CREATE TABLE IF NOT EXISTS ferry_configuration (
   sequence INTEGER PRIMARY KEY,
   configuration BLOB NOT NULL);
@@ -50,10 +61,15 @@ CREATE TABLE IF NOT EXISTS ferry_sessions (
   session_id INTEGER PRIMARY KEY,
   pid INTEGER NOT NULL,
   started_at_us INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ferry_queue_settings (
+  queue TEXT PRIMARY KEY,
+  processes INTEGER,
+  paused INTEGER NOT NULL DEFAULT 0);
 )sql";
 
 std::optional<JobState> ParseJobState(const std::string& name) {
-  for (JobState s : {JobState::kPosted, JobState::kExecuting, JobState::kReady, JobState::kError}) {
+  for (JobState s : {JobState::kPosted, JobState::kExecuting, JobState::kReady, JobState::kError,
+                     JobState::kSkipped}) {
     if (name == JobStateName(s)) return s;
   }
   return std::nullopt;
@@ -65,28 +81,31 @@ class SqliteReplicaStore final : public ReplicaStore {
 
   Status Init(bool create) {
     if (create) FERRY_RETURN_IF_ERROR(db_.Exec(kSchema));
-    auto last = db_.Prepare("SELECT COALESCE(MAX(sequence), 0) FROM ferry_inbox");
+    auto last = db_.Prepare("SELECT value FROM ferry_meta WHERE key='last_received_sequence'");
     if (!last.ok()) return last.status();
     auto step = last->Step();
     if (!step.ok()) return step.status();
-    last_received_ = last->ColumnInt(0);
+    if (*step == sqlite::Statement::StepResult::kRow) last_received_ = std::stoull(last->ColumnText(0));
     return Status::Ok();
   }
 
-  StatusOr<std::vector<Job>> StoreMessages(const std::vector<wire::ReplicationMessage>& messages,
-                                           const std::string& queue_for_messages,
-                                           const std::string& queue_for_configuration,
-                                           int64_t now_us) override {
+  StatusOr<std::vector<Job>> StoreMessages(
+      const std::vector<wire::ReplicationMessage>& messages,
+      const std::function<std::string(wire::MessageClass)>& queue_for, int64_t now_us) override {
     auto transaction = sqlite::Transaction::Begin(db_);
     if (!transaction.ok()) return transaction.status();
     auto insert_inbox = Cached(
         "INSERT INTO ferry_inbox (sequence, message_class, transaction_id, commit_time_us, "
         "received_at_us, message) VALUES (?, ?, ?, ?, ?, ?)");
     auto insert_job = Cached(
-        "INSERT INTO ferry_jobs (sequence, queue, state, posted_at_us, finished_at_us) "
-        "VALUES (?, ?, ?, ?, ?)");
-    if (!insert_inbox.ok()) return insert_inbox.status();
-    if (!insert_job.ok()) return insert_job.status();
+        "INSERT INTO ferry_jobs (sequence, queue, message_class, state, posted_at_us) "
+        "VALUES (?, ?, ?, 'Posted', ?)");
+    auto set_last = Cached(
+        "INSERT INTO ferry_meta (key, value) VALUES ('last_received_sequence', ?) "
+        "ON CONFLICT (key) DO UPDATE SET value=excluded.value");
+    for (auto* s : {&insert_inbox, &insert_job, &set_last}) {
+      if (!s->ok()) return s->status();
+    }
     std::vector<Job> posted;
     uint64_t expected = last_received_ + 1;
     std::string bytes;
@@ -105,22 +124,20 @@ class SqliteReplicaStore final : public ReplicaStore {
                                 .Bind(5, now_us)
                                 .BindBlob(6, bytes)
                                 .Run());
-      const bool configuration = message.message_class() == wire::RECEIVE_CONFIGURATION;
-      if (configuration) FERRY_RETURN_IF_ERROR(InstallConfiguration(message));
       Job job;
       job.sequence = message.sequence();
-      job.queue = configuration ? queue_for_configuration : queue_for_messages;
-      job.state = configuration ? JobState::kReady : JobState::kPosted;
-      (*insert_job)
-          ->Bind(1, static_cast<int64_t>(job.sequence))
-          .Bind(2, job.queue)
-          .Bind(3, JobStateName(job.state))
-          .Bind(4, now_us);
-      if (configuration) (*insert_job)->Bind(5, now_us);
-      FERRY_RETURN_IF_ERROR((*insert_job)->Run());
+      job.queue = queue_for(message.message_class());
+      FERRY_RETURN_IF_ERROR((*insert_job)
+                                ->Bind(1, static_cast<int64_t>(job.sequence))
+                                .Bind(2, job.queue)
+                                .Bind(3, static_cast<int64_t>(message.message_class()))
+                                .Bind(4, now_us)
+                                .Run());
       job.id = sqlite3_last_insert_rowid(db_.handle());
-      if (!configuration) posted.push_back(std::move(job));
+      job.message = message;
+      posted.push_back(std::move(job));
     }
+    FERRY_RETURN_IF_ERROR((*set_last)->Bind(1, std::to_string(expected - 1)).Run());
     FERRY_RETURN_IF_ERROR(transaction->Commit());
     last_received_ = expected - 1;
     return posted;
@@ -130,8 +147,9 @@ class SqliteReplicaStore final : public ReplicaStore {
 
   StatusOr<std::vector<Job>> UnfinishedJobs() override {
     auto statement = db_.Prepare(
-        "SELECT job_id, sequence, queue, state FROM ferry_jobs WHERE state != 'Ready' "
-        "ORDER BY sequence");
+        "SELECT j.job_id, j.sequence, j.queue, j.state, j.attempts, j.released_attempts, "
+        "i.message FROM ferry_jobs j JOIN ferry_inbox i ON i.sequence = j.sequence "
+        "WHERE j.state NOT IN ('Ready', 'Skipped') ORDER BY j.sequence");
     if (!statement.ok()) return statement.status();
     std::vector<Job> jobs;
     while (true) {
@@ -143,20 +161,107 @@ class SqliteReplicaStore final : public ReplicaStore {
       job.sequence = statement->ColumnInt(1);
       job.queue = statement->ColumnText(2);
       job.state = ParseJobState(statement->ColumnText(3)).value_or(JobState::kPosted);
+      job.attempts = static_cast<int>(statement->ColumnInt(4));
+      job.released_attempts = static_cast<int>(statement->ColumnInt(5));
+      std::string_view bytes = statement->ColumnBlob(6);
+      if (!job.message.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+        return Status::Malformed("the stored message of job " + std::to_string(job.id) +
+                                 " does not decode");
+      }
     }
     return jobs;
   }
 
-  Status MarkExecuting(uint64_t job_id, const std::string& session, int64_t now_us) override {
+  StatusOr<std::optional<config::MasterConfiguration>> NewestConfiguration() override {
+    // A received one (perhaps not yet applied) is newer than the one installed.
+    for (const char* sql :
+         {"SELECT message FROM ferry_inbox WHERE message_class = 2 ORDER BY sequence DESC LIMIT 1",
+          "SELECT configuration FROM ferry_configuration ORDER BY sequence DESC LIMIT 1"}) {
+      auto statement = db_.Prepare(sql);
+      if (!statement.ok()) return statement.status();
+      auto step = statement->Step();
+      if (!step.ok()) return step.status();
+      if (*step == sqlite::Statement::StepResult::kDone) continue;
+      std::string_view bytes = statement->ColumnBlob(0);
+      std::optional<config::MasterConfiguration> config;
+      config.emplace();
+      bool parsed;
+      if (std::string_view(sql).find("ferry_inbox") != std::string_view::npos) {
+        wire::ReplicationMessage message;
+        parsed = message.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
+        *config = message.configuration();
+      } else {
+        parsed = config->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
+      }
+      if (!parsed) return Status::Malformed("the stored master configuration does not decode");
+      return config;
+    }
+    return std::optional<config::MasterConfiguration>();
+  }
+
+  StatusOr<int> MarkExecuting(uint64_t job_id, const std::string& session,
+                              int64_t now_us) override {
     auto statement = Cached(
         "UPDATE ferry_jobs SET state='Executing', attempts=attempts+1, session=?, "
-        "started_at_us=? WHERE job_id=? AND state != 'Ready'");
+        "started_at_us=? WHERE job_id=? AND state NOT IN ('Ready', 'Skipped') RETURNING attempts");
     if (!statement.ok()) return statement.status();
-    return (*statement)
-        ->Bind(1, session)
-        .Bind(2, now_us)
-        .Bind(3, static_cast<int64_t>(job_id))
-        .Run();
+    sqlite::Statement& s = **statement;
+    s.Bind(1, session).Bind(2, now_us).Bind(3, static_cast<int64_t>(job_id));
+    auto step = s.Step();
+    if (!step.ok()) return step.status();
+    if (*step == sqlite::Statement::StepResult::kDone) {
+      s.Reset();
+      return Status::NotFound("job " + std::to_string(job_id) + " is not unfinished");
+    }
+    int attempt = static_cast<int>(s.ColumnInt(0));
+    s.Reset();
+    return attempt;
+  }
+
+  Status MarkSkipped(uint64_t job_id, int64_t now_us) override {
+    auto statement = Cached(
+        "UPDATE ferry_jobs SET state='Skipped', finished_at_us=? WHERE job_id=? AND state='Error'");
+    if (!statement.ok()) return statement.status();
+    FERRY_RETURN_IF_ERROR((*statement)->Bind(1, now_us).Bind(2, static_cast<int64_t>(job_id)).Run());
+    if (sqlite3_changes(db_.handle()) == 0) {
+      return Status::NotFound("job " + std::to_string(job_id) + " is not in Error");
+    }
+    return Status::Ok();
+  }
+
+  Status MarkReleased(uint64_t job_id) override {
+    auto statement = Cached("UPDATE ferry_jobs SET released_attempts=attempts WHERE job_id=?");
+    if (!statement.ok()) return statement.status();
+    return (*statement)->Bind(1, static_cast<int64_t>(job_id)).Run();
+  }
+
+  StatusOr<std::map<std::string, QueueSetting>> QueueSettings() override {
+    auto statement = db_.Prepare("SELECT queue, processes, paused FROM ferry_queue_settings");
+    if (!statement.ok()) return statement.status();
+    std::map<std::string, QueueSetting> settings;
+    while (true) {
+      auto step = statement->Step();
+      if (!step.ok()) return step.status();
+      if (*step == sqlite::Statement::StepResult::kDone) break;
+      QueueSetting& setting = settings[statement->ColumnText(0)];
+      if (!statement->ColumnIsNull(1)) setting.processes = static_cast<int>(statement->ColumnInt(1));
+      setting.paused = statement->ColumnInt(2) != 0;
+    }
+    return settings;
+  }
+
+  Status SaveQueueSetting(const std::string& queue, const QueueSetting& setting) override {
+    auto statement = db_.Prepare(
+        "INSERT INTO ferry_queue_settings (queue, processes, paused) VALUES (?, ?, ?) "
+        "ON CONFLICT (queue) DO UPDATE SET processes=excluded.processes, paused=excluded.paused");
+    if (!statement.ok()) return statement.status();
+    statement->Bind(1, queue);
+    if (setting.processes) {
+      statement->Bind(2, static_cast<int64_t>(*setting.processes));
+    } else {
+      statement->BindNull(2);
+    }
+    return statement->Bind(3, static_cast<int64_t>(setting.paused ? 1 : 0)).Run();
   }
 
   StatusOr<std::string> BeginSession(int pid, int64_t now_us) override {
@@ -180,26 +285,115 @@ class SqliteReplicaStore final : public ReplicaStore {
     return counts;
   }
 
-  Status ApplyJob(uint64_t job_id, int64_t now_us) override {
-    Status applied = TryApply(job_id, now_us);
-    if (applied.ok()) return applied;
-    // The apply transaction is rolled back; record why, in a transaction of its own.
-    auto record =
-        Cached("UPDATE ferry_jobs SET state='Error', error=?, finished_at_us=? WHERE job_id=?");
-    if (record.ok()) {
-      Status recorded = (*record)
-                            ->Bind(1, applied.message())
-                            .Bind(2, now_us)
-                            .Bind(3, static_cast<int64_t>(job_id))
-                            .Run();
-      if (!recorded.ok())
-        return applied.Annotate("(error not recorded: " + recorded.message() + ")");
+  StatusOr<std::vector<wire::JobRecord>> ListJobs(const std::string& queue,
+                                                  const std::string& state, uint64_t job_id,
+                                                  size_t limit) override {
+    auto statement = db_.Prepare(
+        "SELECT job_id, sequence, queue, message_class, state, attempts, COALESCE(session, ''), "
+        "posted_at_us, COALESCE(started_at_us, 0), COALESCE(finished_at_us, 0), "
+        "COALESCE(error, '') FROM ferry_jobs WHERE (?1 = '' OR queue = ?1) AND "
+        "(?2 = '' OR state = ?2) AND (?3 = 0 OR job_id = ?3) ORDER BY sequence DESC LIMIT ?4");
+    if (!statement.ok()) return statement.status();
+    statement->Bind(1, queue).Bind(2, state).Bind(3, static_cast<int64_t>(job_id))
+        .Bind(4, static_cast<int64_t>(limit));
+    std::vector<wire::JobRecord> records;
+    while (true) {
+      auto step = statement->Step();
+      if (!step.ok()) return step.status();
+      if (*step == sqlite::Statement::StepResult::kDone) break;
+      wire::JobRecord& r = records.emplace_back();
+      r.set_job_id(statement->ColumnInt(0));
+      r.set_sequence(statement->ColumnInt(1));
+      r.set_queue(statement->ColumnText(2));
+      r.set_message_class(MessageClassName(static_cast<wire::MessageClass>(statement->ColumnInt(3))));
+      r.set_state(statement->ColumnText(4));
+      r.set_attempts(static_cast<uint32_t>(statement->ColumnInt(5)));
+      r.set_session_id(statement->ColumnText(6));
+      r.set_posted_at_us(statement->ColumnInt(7));
+      r.set_started_at_us(statement->ColumnInt(8));
+      r.set_finished_at_us(statement->ColumnInt(9));
+      r.set_error(statement->ColumnText(10));
     }
+    auto attempts = db_.Prepare(
+        "SELECT attempt, session, pid, started_at_us, finished_at_us, outcome, COALESCE(error, '') "
+        "FROM ferry_job_attempts WHERE job_id = ? ORDER BY attempt");
+    if (!attempts.ok()) return attempts.status();
+    for (auto& r : records) {
+      attempts->Bind(1, static_cast<int64_t>(r.job_id()));
+      while (true) {
+        auto step = attempts->Step();
+        if (!step.ok()) return step.status();
+        if (*step == sqlite::Statement::StepResult::kDone) break;
+        wire::AttemptRecord* a = r.add_attempt_log();
+        a->set_attempt(static_cast<uint32_t>(attempts->ColumnInt(0)));
+        a->set_session_id(attempts->ColumnText(1));
+        a->set_pid(static_cast<int32_t>(attempts->ColumnInt(2)));
+        a->set_started_at_us(attempts->ColumnInt(3));
+        a->set_finished_at_us(attempts->ColumnInt(4));
+        a->set_outcome(attempts->ColumnText(5));
+        a->set_error(attempts->ColumnText(6));
+      }
+      attempts->Reset();
+    }
+    return records;
+  }
+
+  StatusOr<size_t> PruneFinished(int64_t before_us) override {
+    auto transaction = sqlite::Transaction::Begin(db_);
+    if (!transaction.ok()) return transaction.status();
+    FERRY_RETURN_IF_ERROR(db_.Exec(
+        "CREATE TEMP TABLE IF NOT EXISTS ferry_prune (job_id INTEGER PRIMARY KEY, sequence INTEGER);"
+        "DELETE FROM ferry_prune;"));
+    auto pick = db_.Prepare(
+        "INSERT INTO ferry_prune SELECT job_id, sequence FROM ferry_jobs "
+        "WHERE state IN ('Ready', 'Skipped') AND finished_at_us < ?");
+    if (!pick.ok()) return pick.status();
+    FERRY_RETURN_IF_ERROR(pick->Bind(1, before_us).Run());
+    const size_t pruned = sqlite3_changes(db_.handle());
+    FERRY_RETURN_IF_ERROR(db_.Exec(
+        "DELETE FROM ferry_job_attempts WHERE job_id IN (SELECT job_id FROM ferry_prune);"
+        "DELETE FROM ferry_jobs WHERE job_id IN (SELECT job_id FROM ferry_prune);"
+        "DELETE FROM ferry_inbox WHERE sequence IN (SELECT sequence FROM ferry_prune);"));
+    FERRY_RETURN_IF_ERROR(transaction->Commit());
+    return pruned;
+  }
+
+  StatusOr<wire::ReplicationMessage> ReadJobMessage(uint64_t job_id) override {
+    auto read = Cached(
+        "SELECT i.message FROM ferry_jobs j JOIN ferry_inbox i ON i.sequence = j.sequence "
+        "WHERE j.job_id=?");
+    if (!read.ok()) return read.status();
+    sqlite::Statement& s = **read;
+    s.Bind(1, static_cast<int64_t>(job_id));
+    auto step = s.Step();
+    if (!step.ok()) return step.status();
+    wire::ReplicationMessage message;
+    bool found = *step == sqlite::Statement::StepResult::kRow;
+    bool parsed = found && message.ParseFromArray(s.ColumnBlob(0).data(),
+                                                  static_cast<int>(s.ColumnBlob(0).size()));
+    s.Reset();
+    if (!found) return Status::NotFound("job " + std::to_string(job_id) + " does not exist");
+    if (!parsed) return Status::Malformed("the stored message of job " + std::to_string(job_id) + " does not decode");
+    return message;
+  }
+
+  Status ApplyJob(const Attempt& attempt, int64_t now_us) override {
+    bool already = false;
+    Status applied = TryApply(attempt, now_us, &already);
+    if (applied.ok()) return applied;
+    // The apply transaction was rolled back; record the failure in a transaction of its own.
+    auto transaction = sqlite::Transaction::Begin(db_);
+    Status recorded = transaction.ok() ? Status::Ok() : transaction.status();
+    if (recorded.ok()) {
+      recorded = Finish(attempt, "Error", applied.message(), now_us);
+    }
+    if (recorded.ok()) recorded = transaction->Commit();
+    if (!recorded.ok()) return applied.Annotate("(error not recorded: " + recorded.message() + ")");
     return applied;
   }
 
  private:
-  Status TryApply(uint64_t job_id, int64_t now_us) {
+  Status TryApply(const Attempt& attempt, int64_t now_us, bool* already) {
     auto transaction = sqlite::Transaction::Begin(db_);
     if (!transaction.ok()) return transaction.status();
     auto read = Cached(
@@ -207,48 +401,85 @@ class SqliteReplicaStore final : public ReplicaStore {
         "JOIN ferry_inbox i ON i.sequence = j.sequence WHERE j.job_id=?");
     if (!read.ok()) return read.status();
     sqlite::Statement& s = **read;
-    s.Bind(1, static_cast<int64_t>(job_id));
+    s.Bind(1, static_cast<int64_t>(attempt.job_id));
     auto step = s.Step();
     if (!step.ok()) return step.status();
     if (*step == sqlite::Statement::StepResult::kDone) {
       s.Reset();
-      return Status::NotFound("job " + std::to_string(job_id) + " does not exist");
+      return Status::NotFound("job " + std::to_string(attempt.job_id) + " does not exist");
     }
-    const bool ready = s.ColumnText(0) == JobStateName(JobState::kReady);
-    const std::string job_name =
-        "job " + std::to_string(job_id) + " (sequence " + std::to_string(s.ColumnInt(1)) + ")";
+    const std::string state = s.ColumnText(0);
+    const std::string job_name = "job " + std::to_string(attempt.job_id) + " (sequence " +
+                                 std::to_string(s.ColumnInt(1)) + ")";
     wire::ReplicationMessage message;
     std::string_view bytes = s.ColumnBlob(2);
     const bool parsed = message.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
     s.Reset();
-    if (ready) return transaction->Commit();  // applied before: applying again changes nothing
-    if (!parsed) return Status::Malformed(job_name + ": its stored message does not decode");
-    FERRY_RETURN_IF_ERROR(LoadConfiguration().Annotate(job_name));
-    for (int i = 0; i < message.changes_size(); ++i) {
-      const std::string where = job_name + ", change " + std::to_string(i + 1);
-      FERRY_RETURN_IF_ERROR(catalog_->ValidateChange(message.changes(i)).Annotate(where));
-      FERRY_RETURN_IF_ERROR(tables_->Apply(message.changes(i), nullptr).Annotate(where));
+    if (state == JobStateName(JobState::kReady) || state == JobStateName(JobState::kSkipped)) {
+      // Applied (or set aside) before, e.g. by a worker that died before it could report.
+      *already = true;
+      FERRY_RETURN_IF_ERROR(RecordAttempt(attempt, "AlreadyReady", "", now_us));
+      return transaction->Commit();
     }
-    auto done =
-        Cached("UPDATE ferry_jobs SET state='Ready', error=NULL, finished_at_us=? WHERE job_id=?");
-    if (!done.ok()) return done.status();
-    FERRY_RETURN_IF_ERROR((*done)->Bind(1, now_us).Bind(2, static_cast<int64_t>(job_id)).Run());
+    if (!parsed) return Status::Malformed(job_name + ": its stored message does not decode");
+    if (message.message_class() == wire::RECEIVE_CONFIGURATION) {
+      FERRY_RETURN_IF_ERROR(InstallConfiguration(message).Annotate(job_name));
+    } else {
+      FERRY_RETURN_IF_ERROR(LoadConfiguration().Annotate(job_name));
+      for (int i = 0; i < message.changes_size(); ++i) {
+        const std::string where = job_name + ", change " + std::to_string(i + 1);
+        FERRY_RETURN_IF_ERROR(catalog_->ValidateChange(message.changes(i)).Annotate(where));
+        FERRY_RETURN_IF_ERROR(tables_->Apply(message.changes(i), nullptr).Annotate(where));
+      }
+    }
+    FERRY_RETURN_IF_ERROR(Finish(attempt, "Ready", "", now_us));
     return transaction->Commit();
   }
 
-  // Creates the LU tables of a received configuration and keeps it. REQUIRES: in a transaction.
+  // Sets the job's outcome and records the attempt. REQUIRES: in a transaction.
+  Status Finish(const Attempt& attempt, const std::string& outcome, const std::string& error,
+                int64_t now_us) {
+    auto update = Cached(
+        "UPDATE ferry_jobs SET state=?, error=NULLIF(?, ''), finished_at_us=? WHERE job_id=?");
+    if (!update.ok()) return update.status();
+    FERRY_RETURN_IF_ERROR((*update)
+                              ->Bind(1, outcome)
+                              .Bind(2, error)
+                              .Bind(3, now_us)
+                              .Bind(4, static_cast<int64_t>(attempt.job_id))
+                              .Run());
+    return RecordAttempt(attempt, outcome, error, now_us);
+  }
+
+  Status RecordAttempt(const Attempt& attempt, const std::string& outcome,
+                       const std::string& error, int64_t now_us) {
+    auto insert = Cached(
+        "INSERT OR REPLACE INTO ferry_job_attempts (job_id, attempt, session, pid, started_at_us, "
+        "finished_at_us, outcome, error) VALUES (?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''))");
+    if (!insert.ok()) return insert.status();
+    return (*insert)
+        ->Bind(1, static_cast<int64_t>(attempt.job_id))
+        .Bind(2, static_cast<int64_t>(attempt.attempt))
+        .Bind(3, attempt.session_id)
+        .Bind(4, static_cast<int64_t>(attempt.pid))
+        .Bind(5, attempt.started_at_us)
+        .Bind(6, now_us)
+        .Bind(7, outcome)
+        .Bind(8, error)
+        .Run();
+  }
+
+  // Creates the LU tables of a configuration and keeps it for the jobs after it.
+  // REQUIRES: in a transaction.
   Status InstallConfiguration(const wire::ReplicationMessage& message) {
     auto catalog = Catalog::FromProto(message.configuration());
-    if (!catalog.ok()) {
-      return catalog.status().Annotate("configuration of sequence " +
-                                       std::to_string(message.sequence()));
-    }
+    if (!catalog.ok()) return catalog.status().Annotate("the master configuration");
     LuTables tables(db_, *catalog);
     FERRY_RETURN_IF_ERROR(tables.CreateTables());
     std::string bytes;
     message.configuration().SerializeToString(&bytes);
-    auto insert =
-        db_.Prepare("INSERT INTO ferry_configuration (sequence, configuration) VALUES (?, ?)");
+    auto insert = db_.Prepare(
+        "INSERT OR REPLACE INTO ferry_configuration (sequence, configuration) VALUES (?, ?)");
     if (!insert.ok()) return insert.status();
     return insert->Bind(1, static_cast<int64_t>(message.sequence())).BindBlob(2, bytes).Run();
   }
@@ -263,7 +494,7 @@ class SqliteReplicaStore final : public ReplicaStore {
     if (!step.ok()) return step.status();
     if (*step == sqlite::Statement::StepResult::kDone) {
       s.Reset();
-      return Status::Unavailable("no master configuration has been received yet");
+      return Status::Unavailable("no master configuration has been applied yet");
     }
     const uint64_t sequence = s.ColumnInt(0);
     if (catalog_ && sequence == configuration_sequence_) {

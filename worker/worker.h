@@ -2,6 +2,8 @@
 #define FERRY_WORKER_WORKER_H_
 
 #include <atomic>
+#include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <zmq.hpp>
@@ -16,7 +18,14 @@ struct WorkerOptions {
   std::string replica_endpoint;       // the replica's worker port; required
   std::string db_path;                // the replica's SQLite database; required
   std::string queue = "REPLICATION";  // the batch queue this process serves
+  // Before applying a job that changes LU `first` ("*": any), wait `second`: a slow apply,
+  // for showing what each ordering mode does with it. Empty in production.
+  std::map<std::string, std::chrono::milliseconds> apply_delays;
+  std::chrono::milliseconds hello_interval{2000};  // an idle worker's keepalive hello
 };
+
+// Parses an --apply-delay value "LU=MS" ("*=MS" for every LU).
+Status ParseApplyDelay(const std::string& text, WorkerOptions* options);
 
 // ferry-worker: a background process bound to one batch queue of a replica. It says hello to
 // the replica's worker port, then applies each job it is assigned (all of the job's LU
@@ -33,6 +42,10 @@ class Worker {
  private:
   Worker(zmq::context_t& context, WorkerOptions options, const Clock* clock,
          std::unique_ptr<ReplicaStore> store);
+  Status SayHello();
+  void RunJob(const wire::JobAssignment& assignment);
+  // The configured delay for `job_id`'s changes (the longest that applies).
+  std::chrono::milliseconds ApplyDelay(uint64_t job_id);
 
   WorkerOptions options_;
   const Clock* clock_;

@@ -48,7 +48,7 @@ class Deployment {
     std::filesystem::remove(dir_.File(site + ".ready"));
     auto replica = ChildProcess::Start(
         {Executable("ferry-replica"), "--site", site, "--master", stream_endpoint_, "--db",
-         dir_.File(site + ".db"), "--control-endpoint", "tcp://127.0.0.1:*", "--retry-ms", "100",
+         dir_.File(site + ".db"), "--control-endpoint", "tcp://127.0.0.1:*", "--queue", "REPLICATION.retry-delay-ms=100",
          "--ready-file", dir_.File(site + ".ready"), "--worker-log",
          dir_.File(site + ".workers.log")},
         dir_.File(site + ".log"));

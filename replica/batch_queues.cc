@@ -1,0 +1,304 @@
+#include "replica/batch_queues.h"
+
+#include <algorithm>
+
+namespace ferry {
+namespace {
+
+std::string RowId(const std::string& lu, const std::vector<std::string>& values) {
+  std::string id = lu;
+  for (const auto& v : values) {
+    id += '/';
+    id += v;
+  }
+  return id;
+}
+
+}  // namespace
+
+Footprint FootprintOf(const Catalog* catalog, const wire::ReplicationMessage& message) {
+  Footprint footprint;
+  if (message.message_class() != wire::RECEIVE_MESSAGE || catalog == nullptr) {
+    footprint.everything = true;
+    return footprint;
+  }
+  for (const auto& change : message.changes()) {
+    const config::LogicalUnit* lu = catalog->FindLu(change.lu());
+    if (!lu) {
+      footprint.everything = true;  // the apply will fail; keep it out of everyone's way
+      return footprint;
+    }
+    auto value_of = [&change](const std::string& column) -> const std::string* {
+      auto key = change.keys().find(column);
+      if (key != change.keys().end()) return &key->second;
+      auto attribute = change.attributes().find(column);
+      return attribute == change.attributes().end() ? nullptr : &attribute->second;
+    };
+    std::vector<std::string> key;
+    for (const auto& k : lu->key()) key.push_back(value_of(k) ? *value_of(k) : "");
+    footprint.writes.push_back(RowId(lu->name(), key));
+    if (change.action() == wire::REMOVE) continue;
+    // A reference this change sets must exist; one it leaves alone was checked before.
+    for (const auto& reference : lu->references()) {
+      std::vector<std::string> target;
+      for (const auto& column : reference.attributes()) {
+        const std::string* value = value_of(column);
+        if (!value) break;
+        target.push_back(*value);
+      }
+      if (target.size() == static_cast<size_t>(reference.attributes_size())) {
+        footprint.references.push_back(RowId(reference.lu(), target));
+      }
+    }
+  }
+  return footprint;
+}
+
+const char* BatchQueues::StateName(State state) {
+  switch (state) {
+    case State::kPosted: return "Posted";
+    case State::kWaiting: return "Waiting";
+    case State::kExecuting: return "Executing";
+    case State::kError: return "Error";
+  }
+  return "?";
+}
+
+BatchQueues::BatchQueues(const QueueSet& queues) {
+  for (const auto& config : queues.queues()) queues_[config.name].config = config;
+}
+
+void BatchQueues::Wait(Job& job, uint64_t on, std::string reason) {
+  auto it = jobs_.find(on);
+  if (it == jobs_.end() || on == job.info.id) return;  // finished already, or itself
+  for (const auto& b : job.waits_for) {
+    if (b.job_id == on) return;  // one reason per job is enough
+  }
+  job.waits_for.push_back({on, std::move(reason)});
+  ++job.unfinished_waits;
+  it->second.dependents.push_back(job.info.id);
+}
+
+void BatchQueues::Add(NewJob info) {
+  const uint64_t id = info.id;
+  Queue& queue = queues_.at(info.queue);
+  Job& job = jobs_[id];
+  job.info = std::move(info);
+  const bool barrier = job.info.barrier || job.info.footprint.everything;
+
+  if (open_barrier_) Wait(job, open_barrier_, "configuration change before it");
+  if (barrier) {
+    for (const auto& [sequence, other] : order_) Wait(job, other, "earlier job (it is a barrier)");
+  } else if (queue.config.ordering == Ordering::kStrict) {
+    if (queue.last_job) Wait(job, queue.last_job, "strict order");
+  } else if (queue.config.ordering == Ordering::kDependency) {
+    for (const auto& row : job.info.footprint.writes) {
+      RowUse& use = rows_[row];
+      if (use.writer) Wait(job, use.writer, "writes " + row);
+      for (uint64_t reader : use.readers) Wait(job, reader, "references " + row);
+      use.writer = id;
+      use.readers.clear();
+    }
+    for (const auto& row : job.info.footprint.references) {
+      RowUse& use = rows_[row];
+      if (use.writer == id) continue;
+      if (use.writer) Wait(job, use.writer, "writes " + row);
+      use.readers.push_back(id);
+    }
+  }
+  if (job.info.failed) {
+    if (job.info.failures >= queue.config.retry.attempts) job.held = true;
+  }
+  if (barrier) open_barrier_ = id;
+  queue.last_job = id;
+  order_.emplace(job.info.sequence, id);
+  if (job.unfinished_waits == 0) queue.free.emplace(job.info.sequence, id);
+}
+
+std::vector<uint64_t> BatchQueues::Runnable(const std::string& name, TimePoint now,
+                                            size_t max) const {
+  std::vector<uint64_t> out;
+  auto q = queues_.find(name);
+  if (q == queues_.end() || q->second.paused) return out;
+  const Queue& queue = q->second;
+  size_t slots = std::max(0, queue.config.processes - queue.executing);
+  max = std::min(max, slots);
+  for (const auto& [sequence, id] : queue.free) {
+    if (out.size() >= max) break;
+    const Job& job = jobs_.at(id);
+    if (job.held || (job.info.failed && now < job.retry_at)) continue;
+    out.push_back(id);
+  }
+  return out;
+}
+
+std::optional<BatchQueues::TimePoint> BatchQueues::NextRetry() const {
+  std::optional<TimePoint> next;
+  for (const auto& [name, queue] : queues_) {
+    for (const auto& [sequence, id] : queue.free) {
+      const Job& job = jobs_.at(id);
+      if (job.info.failed && !job.held && (!next || job.retry_at < *next)) next = job.retry_at;
+    }
+  }
+  return next;
+}
+
+void BatchQueues::Started(uint64_t job_id) {
+  Job& job = jobs_.at(job_id);
+  Queue& queue = queues_.at(job.info.queue);
+  queue.free.erase({job.info.sequence, job_id});
+  job.executing = true;
+  ++queue.executing;
+}
+
+void BatchQueues::Succeeded(uint64_t job_id) { Finish(job_id); }
+
+bool BatchQueues::Failed(uint64_t job_id, TimePoint now) {
+  Job& job = jobs_.at(job_id);
+  Queue& queue = queues_.at(job.info.queue);
+  if (job.executing) {
+    job.executing = false;
+    --queue.executing;
+  }
+  job.info.failed = true;
+  ++job.info.failures;
+  job.held = job.info.failures >= queue.config.retry.attempts;
+  job.retry_at = now + queue.config.retry.DelayAfter(job.info.failures);
+  if (job.unfinished_waits == 0) queue.free.emplace(job.info.sequence, job_id);
+  return job.held;
+}
+
+void BatchQueues::Lost(uint64_t job_id) {
+  Job& job = jobs_.at(job_id);
+  Queue& queue = queues_.at(job.info.queue);
+  if (!job.executing) return;
+  job.executing = false;
+  --queue.executing;
+  if (job.unfinished_waits == 0) queue.free.emplace(job.info.sequence, job_id);
+}
+
+Status BatchQueues::Retry(uint64_t job_id, TimePoint now) {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return Status::NotFound("job " + std::to_string(job_id) + " is not unfinished");
+  Job& job = it->second;
+  if (!job.info.failed || job.executing) {
+    return Status::InvalidArgument("job " + std::to_string(job_id) + " is " +
+                                   StateName(StateOf(job_id)) + ", not Error: nothing to retry");
+  }
+  job.held = false;
+  job.info.failures = 0;
+  job.retry_at = now;
+  return Status::Ok();
+}
+
+Status BatchQueues::Skip(uint64_t job_id) {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return Status::NotFound("job " + std::to_string(job_id) + " is not unfinished");
+  if (!it->second.info.failed || it->second.executing) {
+    return Status::InvalidArgument("job " + std::to_string(job_id) + " is " +
+                                   StateName(StateOf(job_id)) + "; only a job in Error can be skipped");
+  }
+  Finish(job_id);
+  return Status::Ok();
+}
+
+void BatchQueues::Finish(uint64_t job_id) {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return;
+  Job job = std::move(it->second);
+  jobs_.erase(it);
+  Queue& queue = queues_.at(job.info.queue);
+  queue.free.erase({job.info.sequence, job_id});
+  if (job.executing) --queue.executing;
+  if (queue.last_job == job_id) queue.last_job = 0;
+  if (open_barrier_ == job_id) open_barrier_ = 0;
+  order_.erase({job.info.sequence, job_id});
+  for (const auto& row : job.info.footprint.writes) {
+    auto use = rows_.find(row);
+    if (use != rows_.end() && use->second.writer == job_id) use->second.writer = 0;
+  }
+  for (const auto& row : job.info.footprint.references) {
+    auto use = rows_.find(row);
+    if (use != rows_.end()) std::erase(use->second.readers, job_id);
+  }
+  for (const auto& row : job.info.footprint.writes) {
+    auto use = rows_.find(row);
+    if (use != rows_.end() && use->second.writer == 0 && use->second.readers.empty()) rows_.erase(use);
+  }
+  for (const auto& row : job.info.footprint.references) {
+    auto use = rows_.find(row);
+    if (use != rows_.end() && use->second.writer == 0 && use->second.readers.empty()) rows_.erase(use);
+  }
+  for (uint64_t dependent_id : job.dependents) {
+    auto dependent = jobs_.find(dependent_id);
+    if (dependent == jobs_.end()) continue;
+    Job& d = dependent->second;
+    if (--d.unfinished_waits == 0 && !d.executing) {
+      queues_.at(d.info.queue).free.emplace(d.info.sequence, dependent_id);
+    }
+  }
+}
+
+Status BatchQueues::SetProcesses(const std::string& name, int processes) {
+  auto it = queues_.find(name);
+  if (it == queues_.end()) return Status::NotFound("no queue named '" + name + "'");
+  if (processes < 1 || processes > 64) {
+    return Status::InvalidArgument("a queue has 1 to 64 processes, not " + std::to_string(processes));
+  }
+  it->second.config.processes = processes;
+  return Status::Ok();
+}
+
+Status BatchQueues::SetPaused(const std::string& name, bool paused) {
+  auto it = queues_.find(name);
+  if (it == queues_.end()) return Status::NotFound("no queue named '" + name + "'");
+  it->second.paused = paused;
+  return Status::Ok();
+}
+
+BatchQueues::State BatchQueues::StateOf(uint64_t job_id) const {
+  const Job& job = jobs_.at(job_id);
+  if (job.executing) return State::kExecuting;
+  if (job.info.failed) return State::kError;
+  if (job.unfinished_waits > 0) return State::kWaiting;
+  return State::kPosted;
+}
+
+std::vector<BatchQueues::Blocker> BatchQueues::WaitsFor(uint64_t job_id) const {
+  std::vector<Blocker> out;
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return out;
+  for (const auto& blocker : it->second.waits_for) {
+    if (jobs_.count(blocker.job_id)) out.push_back(blocker);
+  }
+  return out;
+}
+
+bool BatchQueues::Held(uint64_t job_id) const {
+  auto it = jobs_.find(job_id);
+  return it != jobs_.end() && it->second.held;
+}
+
+std::optional<BatchQueues::TimePoint> BatchQueues::RetryAt(uint64_t job_id) const {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end() || !it->second.info.failed || it->second.held) return std::nullopt;
+  return it->second.retry_at;
+}
+
+BatchQueues::QueueView BatchQueues::View(const std::string& name) const {
+  const Queue& queue = queues_.at(name);
+  return {&queue.config, queue.paused, queue.executing};
+}
+
+std::map<std::string, std::map<std::string, uint64_t>> BatchQueues::Counts() const {
+  std::map<std::string, std::map<std::string, uint64_t>> counts;
+  for (const auto& [id, job] : jobs_) ++counts[job.info.queue][StateName(StateOf(id))];
+  return counts;
+}
+
+std::optional<uint64_t> BatchQueues::OldestUnfinishedSequence() const {
+  if (order_.empty()) return std::nullopt;
+  return order_.begin()->first;
+}
+
+}  // namespace ferry
