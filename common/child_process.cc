@@ -52,6 +52,7 @@ ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
   if (this != &other) {
     Stop(std::chrono::seconds(5));
     pid_ = other.pid_;
+    how_it_ended_ = std::move(other.how_it_ended_);
     other.pid_ = -1;
   }
   return *this;
@@ -62,6 +63,10 @@ bool ChildProcess::Running() {
   int status = 0;
   pid_t r = waitpid(pid_, &status, WNOHANG);
   if (r == 0) return true;
+  if (r == pid_) {
+    how_it_ended_ = WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
+                                        : "exit code " + std::to_string(WEXITSTATUS(status));
+  }
   pid_ = -1;
   return false;
 }

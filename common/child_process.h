@@ -21,13 +21,18 @@ class ChildProcess {
   static StatusOr<ChildProcess> Start(const std::vector<std::string>& argv,
                                       const std::string& log_path = {});
 
-  ChildProcess(ChildProcess&& other) noexcept : pid_(other.pid_) { other.pid_ = -1; }
+  ChildProcess(ChildProcess&& other) noexcept
+      : pid_(other.pid_), how_it_ended_(std::move(other.how_it_ended_)) {
+    other.pid_ = -1;
+  }
   ChildProcess& operator=(ChildProcess&& other) noexcept;
   ~ChildProcess() { Stop(std::chrono::seconds(5)); }
 
   pid_t pid() const { return pid_; }
   // Whether the child is still running; reaps it if it has exited.
   bool Running();
+  // How the child ended ("exit code 2", "signal 9"), once Running() returned false.
+  const std::string& how_it_ended() const { return how_it_ended_; }
   // Sends `signal` (SIGKILL, SIGTERM, ...) without waiting.
   void Signal(int signal);
   // SIGTERM, waits up to `grace`, then SIGKILL; returns the wait status (or -1 if none).
@@ -36,6 +41,7 @@ class ChildProcess {
  private:
   explicit ChildProcess(pid_t pid) : pid_(pid) {}
   pid_t pid_;  // -1 once reaped
+  std::string how_it_ended_;
 };
 
 }  // namespace ferry

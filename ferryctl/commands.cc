@@ -3,8 +3,8 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <iomanip>
-#include <optional>
 #include <iostream>
+#include <optional>
 #include <zmq.hpp>
 
 #include "common/catalog.h"
@@ -308,7 +308,8 @@ int ListJobs(const ReplicaCommandOptions& options, const std::string& queue,
   }
   out << std::left << std::setw(8) << "job" << std::setw(10) << "sequence" << std::setw(14)
       << "queue" << std::setw(23) << "class" << std::setw(11) << "state" << std::setw(9)
-      << "attempts" << "session\n";
+      << "attempts"
+      << "session\n";
   for (const auto& job : list.jobs()) {
     out << std::setw(8) << job.job_id() << std::setw(10) << job.sequence() << std::setw(14)
         << job.queue() << std::setw(23) << job.message_class() << std::setw(11) << job.state()
@@ -340,8 +341,9 @@ int ListSessions(const ReplicaCommandOptions& options, std::ostream& out, std::o
     return 0;
   }
   out << "replication session " << status.session_id() << " of " << status.site() << "\n";
-  out << std::left << std::setw(9) << "session" << std::setw(9) << "pid" << std::setw(14)
-      << "queue" << std::setw(13) << "current job" << "started at\n";
+  out << std::left << std::setw(9) << "session" << std::setw(9) << "pid" << std::setw(14) << "queue"
+      << std::setw(13) << "current job"
+      << "started at\n";
   for (const auto& worker : status.workers()) {
     out << std::setw(9) << worker.session_id() << std::setw(9) << worker.pid() << std::setw(14)
         << worker.queue() << std::setw(13)

@@ -117,31 +117,29 @@ int main(int argc, char** argv) {
     uint64_t job_id = 0;
     uint32_t limit = 100;
     po::options_description described(command + " (a replica's control endpoint)");
-    described.add_options()
-        ("endpoint", po::value(&options.endpoint)->default_value("tcp://127.0.0.1:7410"),
-         "the replica's control endpoint")
-        ("timeout-ms", po::value(&options.timeout_ms)->default_value(options.timeout_ms),
-         "how long to wait for the reply")
-        ("json", po::bool_switch(&options.json), "print the reply as JSON");
+    described.add_options()("endpoint",
+                            po::value(&options.endpoint)->default_value("tcp://127.0.0.1:7410"),
+                            "the replica's control endpoint")(
+        "timeout-ms", po::value(&options.timeout_ms)->default_value(options.timeout_ms),
+        "how long to wait for the reply")("json", po::bool_switch(&options.json),
+                                          "print the reply as JSON");
     po::positional_options_description positional;
     if (command == "queue") {
-      described.add_options()
-          ("action", po::value(&action)->required(), "set-processes, pause or resume")
-          ("queue", po::value(&queue)->required(), "the queue's name")
-          ("processes", po::value(&processes), "with set-processes: the new process count");
+      described.add_options()("action", po::value(&action)->required(),
+                              "set-processes, pause or resume")(
+          "queue", po::value(&queue)->required(), "the queue's name")(
+          "processes", po::value(&processes), "with set-processes: the new process count");
       positional.add("action", 1).add("queue", 1).add("processes", 1);
     } else if (command == "job") {
-      described.add_options()
-          ("action", po::value(&action)->required(), "retry, skip or why")
-          ("id", po::value(&job_id)->required(), "the job's id");
+      described.add_options()("action", po::value(&action)->required(), "retry, skip or why")(
+          "id", po::value(&job_id)->required(), "the job's id");
       positional.add("action", 1).add("id", 1);
     } else if (command == "jobs") {
-      described.add_options()
-          ("queue", po::value(&queue), "only this queue's jobs")
-          ("state", po::value(&state),
-           "only jobs in this state: Posted, Waiting, Executing, Ready, Error, Skipped")
-          ("limit", po::value(&limit)->default_value(limit), "at most this many")
-          ("job", po::value(&job_id), "only this job");
+      described.add_options()("queue", po::value(&queue), "only this queue's jobs")(
+          "state", po::value(&state),
+          "only jobs in this state: Posted, Waiting, Executing, Ready, Error, Skipped")(
+          "limit", po::value(&limit)->default_value(limit), "at most this many")(
+          "job", po::value(&job_id), "only this job");
     }
     if (int code = Parse(command, args, described, vm, positional); code != 0) {
       return code == -1 ? 0 : code;
@@ -153,7 +151,8 @@ int main(int argc, char** argv) {
       }
       return ferry::ctl::QueueCommand(options, action, queue, processes, std::cout, std::cerr);
     }
-    if (command == "job") return ferry::ctl::JobCommand(options, action, job_id, std::cout, std::cerr);
+    if (command == "job")
+      return ferry::ctl::JobCommand(options, action, job_id, std::cout, std::cerr);
     if (command == "jobs") {
       return ferry::ctl::ListJobs(options, queue, state, limit, job_id, std::cout, std::cerr);
     }

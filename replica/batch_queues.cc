@@ -37,7 +37,14 @@ Footprint FootprintOf(const Catalog* catalog, const wire::ReplicationMessage& me
     std::vector<std::string> key;
     for (const auto& k : lu->key()) key.push_back(value_of(k) ? *value_of(k) : "");
     footprint.writes.push_back(RowId(lu->name(), key));
-    if (change.action() == wire::REMOVE) continue;
+    footprint.references.push_back(lu->name() + "/*");
+    if (change.action() == wire::REMOVE) {
+      // Which children referenced the row is not in the change: wait for all their changes.
+      for (const auto& [child, reference] : catalog->ReferencesTo(lu->name())) {
+        footprint.writes.push_back(child->name() + "/*");
+      }
+      continue;
+    }
     // A reference this change sets must exist; one it leaves alone was checked before.
     for (const auto& reference : lu->references()) {
       std::vector<std::string> target;
@@ -56,10 +63,14 @@ Footprint FootprintOf(const Catalog* catalog, const wire::ReplicationMessage& me
 
 const char* BatchQueues::StateName(State state) {
   switch (state) {
-    case State::kPosted: return "Posted";
-    case State::kWaiting: return "Waiting";
-    case State::kExecuting: return "Executing";
-    case State::kError: return "Error";
+    case State::kPosted:
+      return "Posted";
+    case State::kWaiting:
+      return "Waiting";
+    case State::kExecuting:
+      return "Executing";
+    case State::kError:
+      return "Error";
   }
   return "?";
 }
@@ -68,12 +79,11 @@ BatchQueues::BatchQueues(const QueueSet& queues) {
   for (const auto& config : queues.queues()) queues_[config.name].config = config;
 }
 
-void BatchQueues::Wait(Job& job, uint64_t on, std::string reason) {
+void BatchQueues::Wait(Job& job, uint64_t on, std::string reason,
+                       std::unordered_set<uint64_t>& seen) {
   auto it = jobs_.find(on);
   if (it == jobs_.end() || on == job.info.id) return;  // finished already, or itself
-  for (const auto& b : job.waits_for) {
-    if (b.job_id == on) return;  // one reason per job is enough
-  }
+  if (!seen.insert(on).second) return;                 // one reason per job is enough
   job.waits_for.push_back({on, std::move(reason)});
   ++job.unfinished_waits;
   it->second.dependents.push_back(job.info.id);
@@ -85,25 +95,28 @@ void BatchQueues::Add(NewJob info) {
   Job& job = jobs_[id];
   job.info = std::move(info);
   const bool barrier = job.info.barrier || job.info.footprint.everything;
+  std::unordered_set<uint64_t> seen;
 
-  if (open_barrier_) Wait(job, open_barrier_, "configuration change before it");
+  if (open_barrier_) Wait(job, open_barrier_, "configuration change before it", seen);
   if (barrier) {
-    for (const auto& [sequence, other] : order_) Wait(job, other, "earlier job (it is a barrier)");
+    for (const auto& [sequence, other] : order_) {
+      Wait(job, other, "earlier job (it is a barrier)", seen);
+    }
   } else if (queue.config.ordering == Ordering::kStrict) {
-    if (queue.last_job) Wait(job, queue.last_job, "strict order");
+    if (queue.last_job) Wait(job, queue.last_job, "strict order", seen);
   } else if (queue.config.ordering == Ordering::kDependency) {
     for (const auto& row : job.info.footprint.writes) {
       RowUse& use = rows_[row];
-      if (use.writer) Wait(job, use.writer, "writes " + row);
-      for (uint64_t reader : use.readers) Wait(job, reader, "references " + row);
+      if (use.writer) Wait(job, use.writer, "writes " + row, seen);
+      for (uint64_t reader : use.readers) Wait(job, reader, "references " + row, seen);
       use.writer = id;
       use.readers.clear();
     }
     for (const auto& row : job.info.footprint.references) {
       RowUse& use = rows_[row];
       if (use.writer == id) continue;
-      if (use.writer) Wait(job, use.writer, "writes " + row);
-      use.readers.push_back(id);
+      if (use.writer) Wait(job, use.writer, "writes " + row, seen);
+      use.readers.insert(id);
     }
   }
   if (job.info.failed) {
@@ -179,7 +192,8 @@ void BatchQueues::Lost(uint64_t job_id) {
 
 Status BatchQueues::Retry(uint64_t job_id, TimePoint now) {
   auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) return Status::NotFound("job " + std::to_string(job_id) + " is not unfinished");
+  if (it == jobs_.end())
+    return Status::NotFound("job " + std::to_string(job_id) + " is not unfinished");
   Job& job = it->second;
   if (!job.info.failed || job.executing) {
     return Status::InvalidArgument("job " + std::to_string(job_id) + " is " +
@@ -193,10 +207,12 @@ Status BatchQueues::Retry(uint64_t job_id, TimePoint now) {
 
 Status BatchQueues::Skip(uint64_t job_id) {
   auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) return Status::NotFound("job " + std::to_string(job_id) + " is not unfinished");
+  if (it == jobs_.end())
+    return Status::NotFound("job " + std::to_string(job_id) + " is not unfinished");
   if (!it->second.info.failed || it->second.executing) {
     return Status::InvalidArgument("job " + std::to_string(job_id) + " is " +
-                                   StateName(StateOf(job_id)) + "; only a job in Error can be skipped");
+                                   StateName(StateOf(job_id)) +
+                                   "; only a job in Error can be skipped");
   }
   Finish(job_id);
   return Status::Ok();
@@ -219,15 +235,17 @@ void BatchQueues::Finish(uint64_t job_id) {
   }
   for (const auto& row : job.info.footprint.references) {
     auto use = rows_.find(row);
-    if (use != rows_.end()) std::erase(use->second.readers, job_id);
+    if (use != rows_.end()) use->second.readers.erase(job_id);
   }
   for (const auto& row : job.info.footprint.writes) {
     auto use = rows_.find(row);
-    if (use != rows_.end() && use->second.writer == 0 && use->second.readers.empty()) rows_.erase(use);
+    if (use != rows_.end() && use->second.writer == 0 && use->second.readers.empty())
+      rows_.erase(use);
   }
   for (const auto& row : job.info.footprint.references) {
     auto use = rows_.find(row);
-    if (use != rows_.end() && use->second.writer == 0 && use->second.readers.empty()) rows_.erase(use);
+    if (use != rows_.end() && use->second.writer == 0 && use->second.readers.empty())
+      rows_.erase(use);
   }
   for (uint64_t dependent_id : job.dependents) {
     auto dependent = jobs_.find(dependent_id);
@@ -243,7 +261,8 @@ Status BatchQueues::SetProcesses(const std::string& name, int processes) {
   auto it = queues_.find(name);
   if (it == queues_.end()) return Status::NotFound("no queue named '" + name + "'");
   if (processes < 1 || processes > 64) {
-    return Status::InvalidArgument("a queue has 1 to 64 processes, not " + std::to_string(processes));
+    return Status::InvalidArgument("a queue has 1 to 64 processes, not " +
+                                   std::to_string(processes));
   }
   it->second.config.processes = processes;
   return Status::Ok();

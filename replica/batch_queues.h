@@ -7,6 +7,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/catalog.h"
@@ -17,8 +18,11 @@
 namespace ferry {
 
 // The rows a job writes and the rows it references, as row ids ("Customer/CU-5"): what
-// `dependency` ordering compares. `everything` when the rows cannot be known (no catalog):
-// such a job is ordered like a configuration change, after and before everything.
+// `dependency` ordering compares. Every change also references its LU's row set
+// ("CustomerOrder/*"), and a REMOVE writes the row sets of the LUs that reference its LU: a
+// removed customer waits for every earlier job that changed an order, whatever it changed.
+// `everything` when the rows cannot be known (no catalog): such a job is ordered like a
+// configuration change, after and before everything.
 struct Footprint {
   std::vector<std::string> writes;
   std::vector<std::string> references;
@@ -128,15 +132,17 @@ class BatchQueues {
     bool paused = false;
     int executing = 0;
     uint64_t last_job = 0;  // the newest unfinished job (strict order chains on it)
-    std::set<std::pair<uint64_t, uint64_t>> free;  // (sequence, id): waits for nothing, not executing
+    std::set<std::pair<uint64_t, uint64_t>>
+        free;  // (sequence, id): waits for nothing, not executing
   };
   // Readers and writer of one row among dependency-ordered jobs.
   struct RowUse {
-    uint64_t writer = 0;            // the newest unfinished job that writes it
-    std::vector<uint64_t> readers;  // unfinished jobs since `writer` that reference it
+    uint64_t writer = 0;                   // the newest unfinished job that writes it
+    std::unordered_set<uint64_t> readers;  // unfinished jobs since `writer` that reference it
   };
 
-  void Wait(Job& job, uint64_t on, std::string reason);
+  // Makes `job` wait for `on` (if unfinished and not yet waited for, per `seen`).
+  void Wait(Job& job, uint64_t on, std::string reason, std::unordered_set<uint64_t>& seen);
   void Finish(uint64_t job_id);
 
   std::map<std::string, Queue> queues_;            // by name

@@ -47,27 +47,32 @@ int main(int argc, char** argv) {
   po::options_description described(
       "ferry-replica: a replica site of a Ferry deployment.\n"
       "Options (also as key = value lines in --config)");
-  described.add_options()
-      ("help,h", "print this help and exit")
-      ("config", po::value<std::string>(), "INI file with any of the options below and [queue.NAME] sections")
-      ("site", po::value(&options.site)->required(), "this replica site's name, as in the master configuration")
-      ("master", po::value(&options.master_endpoint)->required(), "the master's stream endpoint")
-      ("db", po::value(&options.db_path)->default_value(options.db_path), "SQLite replica database file")
-      ("control-endpoint", po::value(&options.control_endpoint)->default_value(options.control_endpoint),
-       "ZeroMQ endpoint for status and operator commands (ferryctl)")
-      ("worker-endpoint", po::value(&options.worker_endpoint)->default_value(options.worker_endpoint),
-       "ZeroMQ endpoint the worker processes connect to")
-      ("worker-program", po::value(&options.worker_program)->default_value(options.worker_program),
-       "path of the ferry-worker executable")
-      ("worker-log", po::value(&options.worker_log), "append the workers' output to this file")
-      ("worker-arg", po::value(&options.worker_args),
-       "an extra argument for every ferry-worker started (repeatable)")
-      ("queue", po::value(&queue_args), "NAME.KEY=VALUE: a queue setting (repeatable; see below)")
-      ("job-retention-s", po::value(&retention_s)->default_value(retention_s),
-       "keep finished jobs this many seconds, then prune them")
-      ("master-timeout-ms", po::value(&master_timeout_ms)->default_value(master_timeout_ms),
-       "silence from the master after which the replica says hello again, milliseconds")
-      ("ready-file", po::value(&ready_file), "once bound, write the endpoints here (control=..., worker=...)");
+  described.add_options()("help,h", "print this help and exit")(
+      "config", po::value<std::string>(),
+      "INI file with any of the options below and [queue.NAME] sections")(
+      "site", po::value(&options.site)->required(),
+      "this replica site's name, as in the master configuration")(
+      "master", po::value(&options.master_endpoint)->required(), "the master's stream endpoint")(
+      "db", po::value(&options.db_path)->default_value(options.db_path),
+      "SQLite replica database file")(
+      "control-endpoint",
+      po::value(&options.control_endpoint)->default_value(options.control_endpoint),
+      "ZeroMQ endpoint for status and operator commands (ferryctl)")(
+      "worker-endpoint",
+      po::value(&options.worker_endpoint)->default_value(options.worker_endpoint),
+      "ZeroMQ endpoint the worker processes connect to")(
+      "worker-program", po::value(&options.worker_program)->default_value(options.worker_program),
+      "path of the ferry-worker executable")("worker-log", po::value(&options.worker_log),
+                                             "append the workers' output to this file")(
+      "worker-arg", po::value(&options.worker_args),
+      "an extra argument for every ferry-worker started (repeatable)")(
+      "queue", po::value(&queue_args), "NAME.KEY=VALUE: a queue setting (repeatable; see below)")(
+      "job-retention-s", po::value(&retention_s)->default_value(retention_s),
+      "keep finished jobs this many seconds, then prune them")(
+      "master-timeout-ms", po::value(&master_timeout_ms)->default_value(master_timeout_ms),
+      "silence from the master after which the replica says hello again, milliseconds")(
+      "ready-file", po::value(&ready_file),
+      "once bound, write the endpoints here (control=..., worker=...)");
   po::variables_map vm;
   std::vector<std::pair<std::string, std::string>> queue_settings;
   try {
@@ -78,7 +83,8 @@ int main(int argc, char** argv) {
     }
     if (vm.count("config")) {
       const std::string path = vm["config"].as<std::string>();
-      auto parsed = po::parse_config_file<char>(path.c_str(), described, /*allow_unregistered=*/true);
+      auto parsed =
+          po::parse_config_file<char>(path.c_str(), described, /*allow_unregistered=*/true);
       for (const auto& option : parsed.options) {
         if (!option.unregistered) continue;
         if (option.string_key.rfind("queue.", 0) != 0) {
@@ -100,7 +106,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (master_timeout_ms <= 0 || retention_s < 0) {
-    std::cerr << "ferry-replica: --master-timeout-ms must be positive, --job-retention-s not negative\n";
+    std::cerr
+        << "ferry-replica: --master-timeout-ms must be positive, --job-retention-s not negative\n";
     return 2;
   }
   auto queues = ferry::QueueSet::FromSettings(queue_settings);
@@ -121,7 +128,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   ferry::Status ready = ferry::WriteReadyFile(
-      ready_file, {"control=" + (*replica)->control_endpoint(), "worker=" + (*replica)->worker_endpoint()});
+      ready_file,
+      {"control=" + (*replica)->control_endpoint(), "worker=" + (*replica)->worker_endpoint()});
   if (!ready.ok()) {
     ferry::LogError(ready.message());
     return 1;

@@ -41,25 +41,31 @@ Status BadValue(const std::string& key, const std::string& value, const std::str
 
 const char* OrderingName(Ordering ordering) {
   switch (ordering) {
-    case Ordering::kStrict: return "strict";
-    case Ordering::kDependency: return "dependency";
-    case Ordering::kNone: return "none";
+    case Ordering::kStrict:
+      return "strict";
+    case Ordering::kDependency:
+      return "dependency";
+    case Ordering::kNone:
+      return "none";
   }
   return "?";
 }
 
 std::chrono::milliseconds RetryPolicy::DelayAfter(int failures) const {
-  double delay = static_cast<double>(initial_delay.count()) *
-                 std::pow(multiplier, std::max(0, failures - 1));
+  double delay =
+      static_cast<double>(initial_delay.count()) * std::pow(multiplier, std::max(0, failures - 1));
   return std::chrono::milliseconds(
       static_cast<int64_t>(std::min(delay, static_cast<double>(max_delay.count()))));
 }
 
 std::string MessageClassName(wire::MessageClass message_class) {
   switch (message_class) {
-    case wire::RECEIVE_MESSAGE: return "Receive_Message";
-    case wire::RECEIVE_CONFIGURATION: return "Receive_Configuration";
-    default: return "Unknown";
+    case wire::RECEIVE_MESSAGE:
+      return "Receive_Message";
+    case wire::RECEIVE_CONFIGURATION:
+      return "Receive_Configuration";
+    default:
+      return "Unknown";
   }
 }
 
@@ -82,6 +88,7 @@ StatusOr<QueueSet> QueueSet::FromSettings(
     const std::vector<std::pair<std::string, std::string>>& settings) {
   QueueSet set;
   std::set<std::string> routed_explicitly;  // queues whose `classes` the settings give
+  std::set<std::string> max_delay_given;    // queues whose retry-max-delay-ms the settings give
   for (const auto& [key, raw_value] : settings) {
     const std::string value = Trim(raw_value);
     // queue.<NAME>.<field>
@@ -91,8 +98,9 @@ StatusOr<QueueSet> QueueSet::FromSettings(
     }
     const std::string name = key.substr(6, dot - 6);
     const std::string field = key.substr(dot + 1);
-    if (!std::all_of(name.begin(), name.end(),
-                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; })) {
+    if (!std::all_of(name.begin(), name.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+        })) {
       return Status::InvalidArgument(key + ": queue name '" + name +
                                      "' must be letters, digits or '_'");
     }
@@ -102,7 +110,8 @@ StatusOr<QueueSet> QueueSet::FromSettings(
       queue = &set.queues_.back();
     }
     if (field == "processes") {
-      if (!ParseInt(value, 1, 64, &queue->processes)) return BadValue(key, value, "a number from 1 to 64");
+      if (!ParseInt(value, 1, 64, &queue->processes))
+        return BadValue(key, value, "a number from 1 to 64");
     } else if (field == "ordering") {
       if (value == "strict") {
         queue->ordering = Ordering::kStrict;
@@ -131,17 +140,21 @@ StatusOr<QueueSet> QueueSet::FromSettings(
         start = comma + 1;
       }
     } else if (field == "retry-attempts") {
-      if (!ParseInt(value, 1, 1000, &queue->retry.attempts)) return BadValue(key, value, "a number from 1 to 1000");
+      if (!ParseInt(value, 1, 1000, &queue->retry.attempts))
+        return BadValue(key, value, "a number from 1 to 1000");
     } else if (field == "retry-delay-ms" || field == "retry-max-delay-ms") {
       int ms = 0;
-      if (!ParseInt(value, 1, 86400000, &ms)) return BadValue(key, value, "milliseconds from 1 to 86400000");
+      if (!ParseInt(value, 1, 86400000, &ms))
+        return BadValue(key, value, "milliseconds from 1 to 86400000");
       (field == "retry-delay-ms" ? queue->retry.initial_delay : queue->retry.max_delay) =
           std::chrono::milliseconds(ms);
+      if (field == "retry-max-delay-ms") max_delay_given.insert(name);
     } else if (field == "retry-multiplier") {
       try {
         size_t used = 0;
         queue->retry.multiplier = std::stod(value, &used);
-        if (used != value.size() || queue->retry.multiplier < 1.0 || queue->retry.multiplier > 10.0) {
+        const double m = queue->retry.multiplier;
+        if (used != value.size() || !(m >= 1.0 && m <= 10.0)) {  // NaN fails both
           return BadValue(key, value, "a number from 1.0 to 10.0");
         }
       } catch (const std::exception&) {
@@ -168,14 +181,19 @@ StatusOr<QueueSet> QueueSet::FromSettings(
     for (auto c : queue.classes) {
       auto [it, inserted] = owner.emplace(c, queue.name);
       if (!inserted) {
-        return Status::InvalidArgument("queue." + queue.name + ".classes: " +
-                                       MessageClassName(c) + " is routed to queue " + it->second +
-                                       " too");
+        return Status::InvalidArgument("queue." + queue.name + ".classes: " + MessageClassName(c) +
+                                       " is routed to queue " + it->second + " too");
       }
     }
   }
-  for (const auto& queue : set.queues_) {
+  for (auto& queue : set.queues_) {
     if (queue.retry.max_delay < queue.retry.initial_delay) {
+      // A long first delay with the default cap: the cap rises to it rather than fail on a
+      // key the operator did not write.
+      if (!max_delay_given.count(queue.name)) {
+        queue.retry.max_delay = queue.retry.initial_delay;
+        continue;
+      }
       return Status::InvalidArgument("queue." + queue.name +
                                      ".retry-max-delay-ms: shorter than retry-delay-ms");
     }

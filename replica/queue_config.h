@@ -23,7 +23,7 @@ const char* OrderingName(Ordering ordering);  // "strict", "dependency", "none"
 // up to `max_delay`; after `attempts` failed attempts the job stays in Error until an
 // operator retries or skips it.
 struct RetryPolicy {
-  int attempts = 5;                                // attempts before the job is held
+  int attempts = 5;                               // attempts before the job is held
   std::chrono::milliseconds initial_delay{1000};  // before the second attempt
   std::chrono::milliseconds max_delay{60000};     // no wait is longer
   double multiplier = 2.0;
@@ -33,7 +33,7 @@ struct RetryPolicy {
 
 struct QueueConfig {
   std::string name;
-  int processes = 1;                // jobs of this queue that may execute at once
+  int processes = 1;  // jobs of this queue that may execute at once
   Ordering ordering = Ordering::kStrict;
   RetryPolicy retry;
   std::vector<wire::MessageClass> classes;  // message classes routed to this queue

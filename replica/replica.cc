@@ -55,7 +55,8 @@ StatusOr<std::unique_ptr<Replica>> Replica::Create(zmq::context_t& context, Repl
     if (!queue) continue;
     if (setting.processes && *setting.processes != queue->processes) {
       LogInfo("queue " + name + ": " + std::to_string(*setting.processes) +
-              " processes as set by ferryctl (configured: " + std::to_string(queue->processes) + ")");
+              " processes as set by ferryctl (configured: " + std::to_string(queue->processes) +
+              ")");
       queue->processes = *setting.processes;
     }
   }
@@ -99,16 +100,15 @@ StatusOr<std::unique_ptr<Replica>> Replica::Create(zmq::context_t& context, Repl
   if (!session.ok()) return session.status();
   replica->session_id_ = *session;
   for (const auto& queue : replica->options_.queues.queues()) {
-    replica->supervisors_.emplace(
-        queue.name, WorkerSupervisor::Options{
-                        .program = replica->options_.worker_program,
-                        .queue = queue.name,
-                        .replica_endpoint = replica->worker_endpoint_,
-                        .db_path = replica->options_.db_path,
-                        .log_path = replica->options_.worker_log,
-                        .extra_args = replica->options_.worker_args,
-                        .processes = queue.processes,
-                    });
+    replica->supervisors_.emplace(queue.name, WorkerSupervisor::Options{
+                                                  .program = replica->options_.worker_program,
+                                                  .queue = queue.name,
+                                                  .replica_endpoint = replica->worker_endpoint_,
+                                                  .db_path = replica->options_.db_path,
+                                                  .log_path = replica->options_.worker_log,
+                                                  .extra_args = replica->options_.worker_args,
+                                                  .processes = queue.processes,
+                                              });
   }
   return replica;
 }
@@ -136,8 +136,9 @@ Replica::Replica(zmq::context_t& context, ReplicaOptions options, const Clock* c
 Status Replica::Run(const std::atomic<bool>& stop) {
   LogInfo("replica " + options_.site + " session " + session_id_ + ": stream from " +
           options_.master_endpoint + ", control on " + control_endpoint_ + ", workers on " +
-          worker_endpoint_ + ", next sequence " + std::to_string(store_->LastReceivedSequence() + 1) +
-          ", " + std::to_string(scheduler_.size()) + " unfinished jobs");
+          worker_endpoint_ + ", next sequence " +
+          std::to_string(store_->LastReceivedSequence() + 1) + ", " +
+          std::to_string(scheduler_.size()) + " unfinished jobs");
   for (const auto& warning : options_.queues.Warnings()) LogWarning(warning);
   SayHello();
   while (!stop.load()) {
@@ -146,7 +147,7 @@ Status Replica::Run(const std::atomic<bool>& stop) {
     // Until the master answers, hello often: the first one is dropped while connecting.
     if (now - last_heard_from_master_ > options_.master_timeout &&
         now - last_hello_ > std::min<std::chrono::milliseconds>(options_.master_timeout / 3,
-                                                                 std::chrono::milliseconds(250))) {
+                                                                std::chrono::milliseconds(250))) {
       SayHello();
     }
     if (now >= next_prune_) Prune();
@@ -209,8 +210,7 @@ void Replica::HandleStream() {
   if (!batch.empty()) {
     // One durable transaction for everything that arrived together, then one ack.
     auto posted = store_->StoreMessages(
-        batch,
-        [this](wire::MessageClass c) { return options_.queues.QueueFor(c).name; },
+        batch, [this](wire::MessageClass c) { return options_.queues.QueueFor(c).name; },
         clock_->NowMicros());
     if (!posted.ok()) {
       LogError("storing messages " + std::to_string(batch.front().sequence()) + ".." +
@@ -247,13 +247,22 @@ void Replica::Dispatch() {
       }
     }
     if (idle.empty()) continue;
+    std::sort(idle.begin(), idle.end(), [](const auto& a, const auto& b) {
+      return a.second->idle_since < b.second->idle_since;
+    });
     size_t next_worker = 0;
     for (uint64_t job_id : scheduler_.Runnable(queue.name, now, idle.size())) {
       auto [identity, session] = idle[next_worker];
       auto attempt = store_->MarkExecuting(job_id, session->id, clock_->NowMicros());
+      if (attempt.status().code() == Status::Code::kNotFound) {
+        // Finished in the store: a worker committed it and went away before we heard.
+        LogInfo("job " + std::to_string(job_id) + " was applied by a worker that has gone");
+        scheduler_.Succeeded(job_id);
+        continue;
+      }
       if (!attempt.ok()) {
         LogError("job " + std::to_string(job_id) + " not started: " + attempt.status().message());
-        return;
+        continue;
       }
       wire::Envelope assignment;
       assignment.mutable_job_assignment()->set_job_id(job_id);
@@ -282,9 +291,8 @@ void Replica::HandleWorkers() {
     if (envelope.has_worker_hello()) {
       const wire::WorkerHello& hello = envelope.worker_hello();
       if (!options_.queues.Find(hello.queue())) {
-        const std::string reason = "worker " + std::to_string(hello.pid()) +
-                                   " asked for queue '" + hello.queue() +
-                                   "', which this replica does not have";
+        const std::string reason = "worker " + std::to_string(hello.pid()) + " asked for queue '" +
+                                   hello.queue() + "', which this replica does not have";
         LogWarning(reason);
         (void)Send(worker_socket_, ErrorEnvelope(0, wire::NOT_FOUND, reason), received->identity);
         continue;
@@ -295,17 +303,23 @@ void Replica::HandleWorkers() {
       session.pid = hello.pid();
       session.queue = hello.queue();
       session.started_at_us = clock_->NowMicros();
+      session.idle_since = clock_->Steady();
       LogInfo("worker session " + session.id + " (pid " + std::to_string(session.pid) +
               ") serves queue " + session.queue);
     } else if (envelope.has_job_outcome()) {
       const wire::JobOutcome& outcome = envelope.job_outcome();
       auto it = sessions_.find(received->identity);
       if (it == sessions_.end() || it->second.current_job != outcome.job_id()) {
-        LogWarning("worker port: outcome of job " + std::to_string(outcome.job_id()) +
-                   " from a session not running it");
+        // A worker that was asked to stop, or was taken for dead, and finished its job after
+        // all: a success counts unless the job has been handed to someone else meanwhile.
+        if (outcome.ready() && scheduler_.Contains(outcome.job_id()) &&
+            scheduler_.StateOf(outcome.job_id()) != BatchQueues::State::kExecuting) {
+          scheduler_.Succeeded(outcome.job_id());
+        }
         continue;
       }
       it->second.current_job = 0;
+      it->second.idle_since = clock_->Steady();
       if (!scheduler_.Contains(outcome.job_id())) continue;
       if (outcome.ready()) {
         scheduler_.Succeeded(outcome.job_id());
@@ -358,9 +372,8 @@ void Replica::OnWorkerGone(int pid) {
 }
 
 void Replica::Prune() {
-  const auto interval = std::clamp<std::chrono::seconds>(options_.job_retention / 10,
-                                                         std::chrono::seconds(1),
-                                                         std::chrono::seconds(60));
+  const auto interval = std::clamp<std::chrono::seconds>(
+      options_.job_retention / 10, std::chrono::seconds(1), std::chrono::seconds(60));
   next_prune_ = clock_->Steady() + interval;
   const int64_t before =
       clock_->NowMicros() -
@@ -460,9 +473,11 @@ wire::Envelope Replica::OnQueueCommand(const wire::QueueCommand& command) {
     case wire::QueueCommand::RESUME:
       setting.paused = command.action() == wire::QueueCommand::PAUSE;
       (void)scheduler_.SetPaused(queue->name, setting.paused);
-      done = "queue " + queue->name + (setting.paused ? " paused: no job of it starts until "
-                                                        "ferryctl queue resume " + queue->name
-                                                      : " resumed");
+      done = "queue " + queue->name +
+             (setting.paused ? " paused: no job of it starts until "
+                               "ferryctl queue resume " +
+                                   queue->name
+                             : " resumed");
       break;
     default:
       return ErrorEnvelope(0, wire::INVALID_ARGUMENT, "no queue action given");
@@ -497,7 +512,8 @@ wire::Envelope Replica::OnJobCommand(const wire::JobCommand& command) {
   if (!checked.ok()) return ErrorEnvelope(0, ErrorCodeFor(checked), checked.message());
   Status stored = retry ? store_->MarkReleased(id) : store_->MarkSkipped(id, clock_->NowMicros());
   if (!stored.ok()) LogError(job + ": " + stored.message());
-  const std::string done = retry ? job + " will run again" : job + " skipped: it will not be applied";
+  const std::string done =
+      retry ? job + " will run again" : job + " skipped: it will not be applied";
   LogInfo(done + " (operator)");
   reply.mutable_command_reply()->set_message(done);
   Dispatch();
@@ -532,10 +548,13 @@ StatusOr<wire::JobWhy> Replica::Why(uint64_t job_id) {
     case BatchQueues::State::kError: {
       const std::string error = records.ok() && !records->empty() ? records->front().error() : "";
       if (scheduler_.Held(job_id)) {
-        why.set_summary(job + " failed its last allowed attempt and holds what waits for it: "
-                        "ferryctl job retry " + std::to_string(job_id) + " once the cause is "
-                        "fixed, or ferryctl job skip " + std::to_string(job_id) +
-                        ". Last error: " + error);
+        why.set_summary(job +
+                        " failed its last allowed attempt and holds what waits for it: "
+                        "ferryctl job retry " +
+                        std::to_string(job_id) +
+                        " once the cause is "
+                        "fixed, or ferryctl job skip " +
+                        std::to_string(job_id) + ". Last error: " + error);
       } else {
         why.set_summary(job + " failed and runs again in " +
                         Millis(*scheduler_.RetryAt(job_id) - clock_->Steady()) +
@@ -572,8 +591,9 @@ StatusOr<wire::JobList> Replica::ListJobs(const wire::JobQuery& query) {
   const bool live = query.state() == "Waiting" || query.state() == "Posted" ||
                     query.state() == "Executing" || query.state() == "Error";
   if (live) stored_state.clear();
-  auto records = store_->ListJobs(query.queue(), stored_state, query.job_id(),
-                                  live ? std::max<size_t>(limit, scheduler_.size() + limit) : limit);
+  auto records =
+      store_->ListJobs(query.queue(), stored_state, query.job_id(),
+                       live ? std::max<size_t>(limit, scheduler_.size() + limit) : limit);
   if (!records.ok()) return records.status();
   wire::JobList list;
   for (auto& record : *records) {
@@ -619,7 +639,8 @@ void Replica::HandleControl() {
     } else {
       reply = ErrorEnvelope(0, wire::UNEXPECTED,
                             "the control port takes StatusRequest, QueueCommand, JobCommand or "
-                            "JobQuery, not " + BodyName(request));
+                            "JobQuery, not " +
+                                BodyName(request));
     }
     reply.set_request_id(request.request_id());
     (void)Send(control_socket_, reply, received->identity);

@@ -20,17 +20,17 @@
 namespace ferry {
 
 struct ReplicaOptions {
-  std::string site;                                        // this site's name; required
-  std::string master_endpoint;                             // the master's stream port; required
+  std::string site;                                       // this site's name; required
+  std::string master_endpoint;                            // the master's stream port; required
   std::string control_endpoint = "tcp://127.0.0.1:7410";  // status and operator commands
   std::string worker_endpoint = "tcp://127.0.0.1:*";      // workers connect here
-  std::string db_path = "replica.db";                      // the SQLite replica database
-  std::string worker_program;                              // path of ferry-worker; required
-  std::string worker_log;                                  // workers' output; empty: ours
-  std::vector<std::string> worker_args;                    // extra ferry-worker arguments
-  QueueSet queues;                                         // the batch queues and their routes
-  std::chrono::milliseconds master_timeout{3000};  // silence after which we say hello again
-  std::chrono::seconds job_retention{7 * 24 * 3600};  // finished jobs are kept this long
+  std::string db_path = "replica.db";                     // the SQLite replica database
+  std::string worker_program;                             // path of ferry-worker; required
+  std::string worker_log;                                 // workers' output; empty: ours
+  std::vector<std::string> worker_args;                   // extra ferry-worker arguments
+  QueueSet queues;                                        // the batch queues and their routes
+  std::chrono::milliseconds master_timeout{3000};         // silence after which we say hello again
+  std::chrono::seconds job_retention{7 * 24 * 3600};      // finished jobs are kept this long
 };
 
 // ferry-replica: one per site. Connects to its own stream at the master, stores every message
@@ -62,7 +62,8 @@ class Replica {
     std::string queue;
     uint64_t current_job = 0;  // 0 when idle
     int64_t started_at_us = 0;
-    bool retiring = false;  // asked to stop: gets no new job
+    bool retiring = false;                               // asked to stop: gets no new job
+    std::chrono::steady_clock::time_point idle_since{};  // the longest idle gets the next job
   };
 
   Replica(zmq::context_t& context, ReplicaOptions options, const Clock* clock,
@@ -89,12 +90,12 @@ class Replica {
   std::unique_ptr<ReplicaStore> store_;
   BatchQueues scheduler_;
   std::shared_ptr<const Catalog> catalog_;  // the newest configuration received: footprints
-  zmq::socket_t stream_socket_;   // DEALER to the master's stream port
-  zmq::socket_t worker_socket_;   // ROUTER for workers
-  zmq::socket_t control_socket_;  // ROUTER for status and operator commands
+  zmq::socket_t stream_socket_;             // DEALER to the master's stream port
+  zmq::socket_t worker_socket_;             // ROUTER for workers
+  zmq::socket_t control_socket_;            // ROUTER for status and operator commands
   std::string control_endpoint_;
   std::string worker_endpoint_;
-  std::string session_id_;  // this replication session, from the store
+  std::string session_id_;                               // this replication session, from the store
   std::map<std::string, WorkerSupervisor> supervisors_;  // by queue
   std::map<std::string, WorkerSession> sessions_;        // by ZeroMQ identity
   uint64_t next_session_number_ = 1;

@@ -10,11 +10,16 @@ namespace ferry {
 
 const char* JobStateName(JobState state) {
   switch (state) {
-    case JobState::kPosted: return "Posted";
-    case JobState::kExecuting: return "Executing";
-    case JobState::kReady: return "Ready";
-    case JobState::kError: return "Error";
-    case JobState::kSkipped: return "Skipped";
+    case JobState::kPosted:
+      return "Posted";
+    case JobState::kExecuting:
+      return "Executing";
+    case JobState::kReady:
+      return "Ready";
+    case JobState::kError:
+      return "Error";
+    case JobState::kSkipped:
+      return "Skipped";
   }
   return "?";
 }
@@ -31,7 +36,7 @@ CREATE TABLE IF NOT EXISTS ferry_inbox (
   received_at_us INTEGER NOT NULL,
   message BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS ferry_jobs (
-  job_id INTEGER PRIMARY KEY,
+  job_id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, even after pruning
   sequence INTEGER NOT NULL UNIQUE REFERENCES ferry_inbox (sequence),
   queue TEXT NOT NULL,
   message_class INTEGER NOT NULL,
@@ -85,7 +90,8 @@ class SqliteReplicaStore final : public ReplicaStore {
     if (!last.ok()) return last.status();
     auto step = last->Step();
     if (!step.ok()) return step.status();
-    if (*step == sqlite::Statement::StepResult::kRow) last_received_ = std::stoull(last->ColumnText(0));
+    if (*step == sqlite::Statement::StepResult::kRow)
+      last_received_ = std::stoull(last->ColumnText(0));
     return Status::Ok();
   }
 
@@ -173,30 +179,29 @@ class SqliteReplicaStore final : public ReplicaStore {
   }
 
   StatusOr<std::optional<config::MasterConfiguration>> NewestConfiguration() override {
-    // A received one (perhaps not yet applied) is newer than the one installed.
-    for (const char* sql :
-         {"SELECT message FROM ferry_inbox WHERE message_class = 2 ORDER BY sequence DESC LIMIT 1",
-          "SELECT configuration FROM ferry_configuration ORDER BY sequence DESC LIMIT 1"}) {
-      auto statement = db_.Prepare(sql);
-      if (!statement.ok()) return statement.status();
-      auto step = statement->Step();
-      if (!step.ok()) return step.status();
-      if (*step == sqlite::Statement::StepResult::kDone) continue;
-      std::string_view bytes = statement->ColumnBlob(0);
-      std::optional<config::MasterConfiguration> config;
-      config.emplace();
-      bool parsed;
-      if (std::string_view(sql).find("ferry_inbox") != std::string_view::npos) {
-        wire::ReplicationMessage message;
-        parsed = message.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
-        *config = message.configuration();
-      } else {
-        parsed = config->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
-      }
-      if (!parsed) return Status::Malformed("the stored master configuration does not decode");
-      return config;
+    // Received but not applied yet (inbox), or applied (and perhaps pruned from the inbox):
+    // the one with the higher sequence is newer.
+    auto statement = db_.Prepare(
+        "SELECT sequence, message, 1 FROM ferry_inbox WHERE message_class = 2 "
+        "UNION ALL SELECT sequence, configuration, 0 FROM ferry_configuration "
+        "ORDER BY 1 DESC LIMIT 1");
+    if (!statement.ok()) return statement.status();
+    auto step = statement->Step();
+    if (!step.ok()) return step.status();
+    std::optional<config::MasterConfiguration> config;
+    if (*step == sqlite::Statement::StepResult::kDone) return config;
+    std::string_view bytes = statement->ColumnBlob(1);
+    bool parsed;
+    config.emplace();
+    if (statement->ColumnInt(2) == 1) {
+      wire::ReplicationMessage message;
+      parsed = message.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
+      *config = message.configuration();
+    } else {
+      parsed = config->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
     }
-    return std::optional<config::MasterConfiguration>();
+    if (!parsed) return Status::Malformed("the stored master configuration does not decode");
+    return config;
   }
 
   StatusOr<int> MarkExecuting(uint64_t job_id, const std::string& session,
@@ -222,7 +227,8 @@ class SqliteReplicaStore final : public ReplicaStore {
     auto statement = Cached(
         "UPDATE ferry_jobs SET state='Skipped', finished_at_us=? WHERE job_id=? AND state='Error'");
     if (!statement.ok()) return statement.status();
-    FERRY_RETURN_IF_ERROR((*statement)->Bind(1, now_us).Bind(2, static_cast<int64_t>(job_id)).Run());
+    FERRY_RETURN_IF_ERROR(
+        (*statement)->Bind(1, now_us).Bind(2, static_cast<int64_t>(job_id)).Run());
     if (sqlite3_changes(db_.handle()) == 0) {
       return Status::NotFound("job " + std::to_string(job_id) + " is not in Error");
     }
@@ -244,7 +250,8 @@ class SqliteReplicaStore final : public ReplicaStore {
       if (!step.ok()) return step.status();
       if (*step == sqlite::Statement::StepResult::kDone) break;
       QueueSetting& setting = settings[statement->ColumnText(0)];
-      if (!statement->ColumnIsNull(1)) setting.processes = static_cast<int>(statement->ColumnInt(1));
+      if (!statement->ColumnIsNull(1))
+        setting.processes = static_cast<int>(statement->ColumnInt(1));
       setting.paused = statement->ColumnInt(2) != 0;
     }
     return settings;
@@ -294,7 +301,9 @@ class SqliteReplicaStore final : public ReplicaStore {
         "COALESCE(error, '') FROM ferry_jobs WHERE (?1 = '' OR queue = ?1) AND "
         "(?2 = '' OR state = ?2) AND (?3 = 0 OR job_id = ?3) ORDER BY sequence DESC LIMIT ?4");
     if (!statement.ok()) return statement.status();
-    statement->Bind(1, queue).Bind(2, state).Bind(3, static_cast<int64_t>(job_id))
+    statement->Bind(1, queue)
+        .Bind(2, state)
+        .Bind(3, static_cast<int64_t>(job_id))
         .Bind(4, static_cast<int64_t>(limit));
     std::vector<wire::JobRecord> records;
     while (true) {
@@ -305,7 +314,8 @@ class SqliteReplicaStore final : public ReplicaStore {
       r.set_job_id(statement->ColumnInt(0));
       r.set_sequence(statement->ColumnInt(1));
       r.set_queue(statement->ColumnText(2));
-      r.set_message_class(MessageClassName(static_cast<wire::MessageClass>(statement->ColumnInt(3))));
+      r.set_message_class(
+          MessageClassName(static_cast<wire::MessageClass>(statement->ColumnInt(3))));
       r.set_state(statement->ColumnText(4));
       r.set_attempts(static_cast<uint32_t>(statement->ColumnInt(5)));
       r.set_session_id(statement->ColumnText(6));
@@ -341,19 +351,20 @@ class SqliteReplicaStore final : public ReplicaStore {
   StatusOr<size_t> PruneFinished(int64_t before_us) override {
     auto transaction = sqlite::Transaction::Begin(db_);
     if (!transaction.ok()) return transaction.status();
-    FERRY_RETURN_IF_ERROR(db_.Exec(
-        "CREATE TEMP TABLE IF NOT EXISTS ferry_prune (job_id INTEGER PRIMARY KEY, sequence INTEGER);"
-        "DELETE FROM ferry_prune;"));
+    FERRY_RETURN_IF_ERROR(
+        db_.Exec("CREATE TEMP TABLE IF NOT EXISTS ferry_prune (job_id INTEGER PRIMARY KEY, "
+                 "sequence INTEGER);"
+                 "DELETE FROM ferry_prune;"));
     auto pick = db_.Prepare(
         "INSERT INTO ferry_prune SELECT job_id, sequence FROM ferry_jobs "
         "WHERE state IN ('Ready', 'Skipped') AND finished_at_us < ?");
     if (!pick.ok()) return pick.status();
     FERRY_RETURN_IF_ERROR(pick->Bind(1, before_us).Run());
     const size_t pruned = sqlite3_changes(db_.handle());
-    FERRY_RETURN_IF_ERROR(db_.Exec(
-        "DELETE FROM ferry_job_attempts WHERE job_id IN (SELECT job_id FROM ferry_prune);"
-        "DELETE FROM ferry_jobs WHERE job_id IN (SELECT job_id FROM ferry_prune);"
-        "DELETE FROM ferry_inbox WHERE sequence IN (SELECT sequence FROM ferry_prune);"));
+    FERRY_RETURN_IF_ERROR(
+        db_.Exec("DELETE FROM ferry_job_attempts WHERE job_id IN (SELECT job_id FROM ferry_prune);"
+                 "DELETE FROM ferry_jobs WHERE job_id IN (SELECT job_id FROM ferry_prune);"
+                 "DELETE FROM ferry_inbox WHERE sequence IN (SELECT sequence FROM ferry_prune);"));
     FERRY_RETURN_IF_ERROR(transaction->Commit());
     return pruned;
   }
@@ -373,14 +384,16 @@ class SqliteReplicaStore final : public ReplicaStore {
                                                   static_cast<int>(s.ColumnBlob(0).size()));
     s.Reset();
     if (!found) return Status::NotFound("job " + std::to_string(job_id) + " does not exist");
-    if (!parsed) return Status::Malformed("the stored message of job " + std::to_string(job_id) + " does not decode");
+    if (!parsed)
+      return Status::Malformed("the stored message of job " + std::to_string(job_id) +
+                               " does not decode");
     return message;
   }
 
   Status ApplyJob(const Attempt& attempt, int64_t now_us) override {
-    bool already = false;
-    Status applied = TryApply(attempt, now_us, &already);
-    if (applied.ok()) return applied;
+    bool job_exists = false;
+    Status applied = TryApply(attempt, now_us, &job_exists);
+    if (applied.ok() || !job_exists) return applied;  // no job: nothing to record it on
     // The apply transaction was rolled back; record the failure in a transaction of its own.
     auto transaction = sqlite::Transaction::Begin(db_);
     Status recorded = transaction.ok() ? Status::Ok() : transaction.status();
@@ -393,7 +406,7 @@ class SqliteReplicaStore final : public ReplicaStore {
   }
 
  private:
-  Status TryApply(const Attempt& attempt, int64_t now_us, bool* already) {
+  Status TryApply(const Attempt& attempt, int64_t now_us, bool* job_exists) {
     auto transaction = sqlite::Transaction::Begin(db_);
     if (!transaction.ok()) return transaction.status();
     auto read = Cached(
@@ -408,6 +421,7 @@ class SqliteReplicaStore final : public ReplicaStore {
       s.Reset();
       return Status::NotFound("job " + std::to_string(attempt.job_id) + " does not exist");
     }
+    *job_exists = true;
     const std::string state = s.ColumnText(0);
     const std::string job_name = "job " + std::to_string(attempt.job_id) + " (sequence " +
                                  std::to_string(s.ColumnInt(1)) + ")";
@@ -417,7 +431,6 @@ class SqliteReplicaStore final : public ReplicaStore {
     s.Reset();
     if (state == JobStateName(JobState::kReady) || state == JobStateName(JobState::kSkipped)) {
       // Applied (or set aside) before, e.g. by a worker that died before it could report.
-      *already = true;
       FERRY_RETURN_IF_ERROR(RecordAttempt(attempt, "AlreadyReady", "", now_us));
       return transaction->Commit();
     }
@@ -451,8 +464,8 @@ class SqliteReplicaStore final : public ReplicaStore {
     return RecordAttempt(attempt, outcome, error, now_us);
   }
 
-  Status RecordAttempt(const Attempt& attempt, const std::string& outcome,
-                       const std::string& error, int64_t now_us) {
+  Status RecordAttempt(const Attempt& attempt, const std::string& outcome, const std::string& error,
+                       int64_t now_us) {
     auto insert = Cached(
         "INSERT OR REPLACE INTO ferry_job_attempts (job_id, attempt, session, pid, started_at_us, "
         "finished_at_us, outcome, error) VALUES (?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''))");

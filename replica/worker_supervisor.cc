@@ -13,8 +13,8 @@ std::vector<pid_t> WorkerSupervisor::Tick(std::chrono::steady_clock::time_point 
   for (auto& child : children_) {
     pid_t pid = child.pid();
     if (!child.Running()) {
-      LogWarning("worker " + std::to_string(pid) + " of queue " + options_.queue +
-                 " exited; starting another");
+      LogWarning("worker " + std::to_string(pid) + " of queue " + options_.queue + " ended (" +
+                 child.how_it_ended() + "); starting another");
       exited.push_back(pid);
     }
   }
@@ -26,12 +26,14 @@ std::vector<pid_t> WorkerSupervisor::Tick(std::chrono::steady_clock::time_point 
   std::erase_if(stopping_, [](ChildProcess& child) { return child.pid() < 0; });
   const bool restarting = !exited.empty();
   while (static_cast<int>(children_.size()) < options_.processes && now >= next_start_) {
-    std::vector<std::string> argv = {options_.program, "--replica", options_.replica_endpoint,
-                                     "--db", options_.db_path, "--queue", options_.queue};
+    std::vector<std::string> argv = {options_.program, "--replica",      options_.replica_endpoint,
+                                     "--db",           options_.db_path, "--queue",
+                                     options_.queue};
     argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
     auto child = ChildProcess::Start(argv, options_.log_path);
     if (!child.ok()) {
-      LogError("cannot start a worker for queue " + options_.queue + ": " + child.status().message());
+      LogError("cannot start a worker for queue " + options_.queue + ": " +
+               child.status().message());
       next_start_ = now + options_.restart_delay;
       break;
     }

@@ -19,11 +19,11 @@ namespace ferry {
 class WorkerSupervisor {
  public:
   struct Options {
-    std::string program;           // path of ferry-worker
-    std::string queue;             // the queue its workers serve
-    std::string replica_endpoint;  // the replica's worker port
-    std::string db_path;           // the replica database
-    std::string log_path;          // workers' stdout/stderr; empty: the replica's
+    std::string program;                  // path of ferry-worker
+    std::string queue;                    // the queue its workers serve
+    std::string replica_endpoint;         // the replica's worker port
+    std::string db_path;                  // the replica database
+    std::string log_path;                 // workers' stdout/stderr; empty: the replica's
     std::vector<std::string> extra_args;  // appended to each worker's command line
     int processes = 1;
     std::chrono::milliseconds restart_delay{500};

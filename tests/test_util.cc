@@ -48,4 +48,21 @@ std::map<std::string, std::string> ReadReadyFile(const std::string& path,
   return values;
 }
 
+wire::LuChange Change(const std::string& lu, wire::ChangeAction action,
+                      const std::map<std::string, std::string>& keys,
+                      const std::map<std::string, std::string>& attributes) {
+  wire::LuChange change;
+  change.set_lu(lu);
+  change.set_action(action);
+  change.mutable_keys()->insert(keys.begin(), keys.end());
+  change.mutable_attributes()->insert(attributes.begin(), attributes.end());
+  return change;
+}
+
+wire::SubmitRequest Transaction(const std::vector<wire::LuChange>& changes) {
+  wire::SubmitRequest request;
+  for (const auto& change : changes) *request.add_changes() = change;
+  return request;
+}
+
 }  // namespace ferry::testing

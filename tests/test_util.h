@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "proto/ferry.pb.h"
 
 #define ASSERT_OK(expr)                                                        \
   do {                                                                         \
@@ -47,6 +48,12 @@ bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds t
 // Waits for a node's ready file and returns its name=value lines.
 std::map<std::string, std::string> ReadReadyFile(const std::string& path,
                                                  std::chrono::milliseconds timeout);
+
+// An LU change and a transaction of them, for tests that build their own.
+wire::LuChange Change(const std::string& lu, wire::ChangeAction action,
+                      const std::map<std::string, std::string>& keys,
+                      const std::map<std::string, std::string>& attributes = {});
+wire::SubmitRequest Transaction(const std::vector<wire::LuChange>& changes);
 
 }  // namespace ferry::testing
 

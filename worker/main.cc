@@ -17,7 +17,11 @@ int main(int argc, char** argv) {
       "replica", po::value(&options.replica_endpoint)->required(),
       "the replica's worker endpoint (tcp://127.0.0.1:PORT)")(
       "db", po::value(&options.db_path)->required(), "the replica's SQLite database file")(
-      "queue", po::value(&options.queue)->default_value(options.queue), "the batch queue to serve");
+      "queue", po::value(&options.queue)->default_value(options.queue), "the batch queue to serve")(
+      "apply-delay", po::value<std::vector<std::string>>(),
+      "LU=MS (repeatable; '*' for any LU): wait MS before applying a job that changes LU, "
+      "outside its transaction. A slow apply, for demonstrating ordering modes; not for "
+      "production");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, described), vm);
@@ -26,6 +30,12 @@ int main(int argc, char** argv) {
       return 0;
     }
     po::notify(vm);
+    if (vm.count("apply-delay")) {
+      for (const auto& text : vm["apply-delay"].as<std::vector<std::string>>()) {
+        ferry::Status parsed = ferry::ParseApplyDelay(text, &options);
+        if (!parsed.ok()) throw std::invalid_argument(parsed.message());
+      }
+    }
     if (vm.count("apply-delay")) {
       for (const auto& text : vm["apply-delay"].as<std::vector<std::string>>()) {
         ferry::Status parsed = ferry::ParseApplyDelay(text, &options);

@@ -1,0 +1,521 @@
+// Process-level tests of the batch queues: the real master, one replica site and its worker
+// processes (plus workers started by hand) on 127.0.0.1. What the queues promise is read
+// from the replica's own records: every attempt with the worker's own start and end times.
+#include <gmock/gmock.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <fstream>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "common/catalog.h"
+#include "common/child_process.h"
+#include "common/site_rows.h"
+#include "common/sqlite.h"
+#include "common/workload.h"
+#include "e2e/deployment.h"
+#include "test_util.h"
+
+namespace ferry {
+namespace {
+
+using testing::Change;
+using testing::Deployment;
+using ::testing::HasSubstr;
+using testing::TempDir;
+using testing::Transaction;
+
+constexpr char kSite[] = "SITE-A";
+
+struct AttemptRow {
+  uint64_t job_id;
+  std::string queue;
+  int attempt;
+  int pid;
+  int64_t started_at_us;
+  int64_t finished_at_us;
+  std::string outcome;
+  std::string error;
+};
+
+// Every recorded attempt, read from the replica database.
+std::vector<AttemptRow> Attempts(const std::string& db_path) {
+  std::vector<AttemptRow> rows;
+  auto db = sqlite::Db::Open(db_path, {.create = false});
+  EXPECT_OK(db.status());
+  if (!db.ok()) return rows;
+  auto statement = db->Prepare(
+      "SELECT a.job_id, j.queue, a.attempt, a.pid, a.started_at_us, a.finished_at_us, a.outcome, "
+      "COALESCE(a.error, '') FROM ferry_job_attempts a JOIN ferry_jobs j USING (job_id) "
+      "ORDER BY a.job_id, a.attempt");
+  EXPECT_OK(statement.status());
+  while (statement.ok()) {
+    auto step = statement->Step();
+    if (!step.ok() || *step == sqlite::Statement::StepResult::kDone) break;
+    rows.push_back({static_cast<uint64_t>(statement->ColumnInt(0)), statement->ColumnText(1),
+                    static_cast<int>(statement->ColumnInt(2)),
+                    static_cast<int>(statement->ColumnInt(3)), statement->ColumnInt(4),
+                    statement->ColumnInt(5), statement->ColumnText(6), statement->ColumnText(7)});
+  }
+  return rows;
+}
+
+// The most attempts of `queue` that were executing at one moment.
+int MaxOverlap(const std::vector<AttemptRow>& attempts, const std::string& queue) {
+  std::vector<std::pair<int64_t, int>> events;  // (time, +1 start / -1 end); ends sort first
+  for (const auto& a : attempts) {
+    if (a.queue != queue) continue;
+    events.emplace_back(a.started_at_us, +1);
+    events.emplace_back(a.finished_at_us, -1);
+  }
+  std::sort(events.begin(), events.end());
+  int now = 0, most = 0;
+  for (const auto& [time, delta] : events) most = std::max(most, now += delta);
+  return most;
+}
+
+class QueuesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto catalog = Catalog::Load(testing::DeployedMasterConfiguration());
+    ASSERT_OK(catalog.status());
+    catalog_ = *catalog;
+    ASSERT_OK(deployment_.StartMaster());
+  }
+
+  // The replica's rows equal the master's rows routed to it.
+  void ExpectRowsEqualMaster() {
+    auto comparisons =
+        CompareSiteRows(*catalog_, deployment_.master_db(), deployment_.db(kSite), kSite);
+    ASSERT_OK(comparisons.status());
+    for (const auto& c : *comparisons) EXPECT_TRUE(c.equal()) << c.lu << ": " << c.first_difference;
+  }
+
+  // Company C1 and its site C1-S1, applied.
+  void SubmitCompanyAndSite() {
+    ASSERT_OK(deployment_
+                  .Submit(Transaction(
+                      {Change("Company", wire::NEW, {{"company_id", "C1"}}),
+                       Change("Site", wire::NEW, {{"site_id", "C1-S1"}}, {{"company_id", "C1"}})}))
+                  .status());
+    ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(30)));
+  }
+
+  wire::JobList Jobs(const std::string& state = "") {
+    wire::Envelope request;
+    request.mutable_job_query()->set_state(state);
+    request.mutable_job_query()->set_limit(1000);
+    auto reply = deployment_.Control(kSite, request);
+    EXPECT_OK(reply.status());
+    return reply.ok() ? reply->job_list() : wire::JobList();
+  }
+
+  StatusOr<wire::Envelope> JobCommand(wire::JobCommand::Action action, uint64_t job_id) {
+    wire::Envelope request;
+    request.mutable_job_command()->set_action(action);
+    request.mutable_job_command()->set_job_id(job_id);
+    return deployment_.Control(kSite, request);
+  }
+
+  StatusOr<wire::Envelope> QueueCommand(wire::QueueCommand::Action action, uint32_t processes = 0) {
+    wire::Envelope request;
+    request.mutable_queue_command()->set_queue("REPLICATION");
+    request.mutable_queue_command()->set_action(action);
+    request.mutable_queue_command()->set_processes(processes);
+    return deployment_.Control(kSite, request);
+  }
+
+  // The job that applies the message at `sequence`.
+  uint64_t JobAt(uint64_t sequence) {
+    const wire::JobList list = Jobs();
+    for (const auto& job : list.jobs()) {
+      if (job.sequence() == sequence) return job.job_id();
+    }
+    ADD_FAILURE() << "no job for sequence " << sequence;
+    return 0;
+  }
+
+  int ReplicationWorkers() {
+    auto status = deployment_.ReplicaStatus(kSite);
+    if (!status.ok()) return -1;
+    return static_cast<int>(
+        std::count_if(status->workers().begin(), status->workers().end(),
+                      [](const auto& w) { return w.queue() == "REPLICATION"; }));
+  }
+
+  TempDir dir_;
+  std::shared_ptr<const Catalog> catalog_;
+  Deployment deployment_{dir_};
+  OrdersWorkload workload_;
+};
+
+TEST_F(QueuesTest, ProcessLimitHoldsWhateverTheNumberOfConnectedWorkers) {
+  ASSERT_OK(deployment_.StartReplica(
+      kSite, {"--queue", "REPLICATION.processes=2", "--queue", "REPLICATION.ordering=dependency",
+              "--worker-arg=--apply-delay=*=40"}));
+  // Three more workers for the same queue, started by hand: five connected in all.
+  std::vector<ChildProcess> extra;
+  for (int i = 0; i < 3; ++i) {
+    auto worker = ChildProcess::Start(
+        {testing::Executable("ferry-worker"), "--replica", deployment_.worker_endpoint(kSite),
+         "--db", deployment_.db(kSite), "--queue", "REPLICATION", "--apply-delay=*=40"},
+        dir_.File("extra-workers.log"));
+    ASSERT_OK(worker.status());
+    extra.push_back(std::move(worker).value());
+  }
+  ASSERT_TRUE(testing::WaitFor([&] { return ReplicationWorkers() == 5; }, std::chrono::seconds(10)))
+      << "connected REPLICATION workers: " << ReplicationWorkers();
+  ASSERT_OK(deployment_.SubmitWorkload(workload_, 1, 150, /*setup=*/true));
+  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(120)));
+
+  // SITE-A gets about half the transactions: still dozens of jobs on five workers.
+  auto attempts = Attempts(deployment_.db(kSite));
+  ASSERT_GT(attempts.size(), 60u);
+  EXPECT_EQ(MaxOverlap(attempts, "REPLICATION"), 2) << "the queue has 2 processes";
+  std::set<int> pids;
+  for (const auto& a : attempts) {
+    if (a.queue == "REPLICATION") pids.insert(a.pid);
+  }
+  EXPECT_GT(pids.size(), 2u) << "jobs went to more than two of the five workers";
+  ExpectRowsEqualMaster();
+}
+
+TEST_F(QueuesTest, NoneModeLetsADependentJobFailUntilItsParentCommits) {
+  ASSERT_OK(deployment_.StartReplica(
+      kSite,
+      {"--queue", "REPLICATION.processes=2", "--queue", "REPLICATION.ordering=none", "--queue",
+       "REPLICATION.retry-delay-ms=150", "--queue", "REPLICATION.retry-multiplier=1", "--queue",
+       "REPLICATION.retry-attempts=50", "--worker-arg=--apply-delay=Customer=1000"}));
+  SubmitCompanyAndSite();
+  // A customer (slow to apply), then an order that references it.
+  auto customer = deployment_.Submit(Transaction(
+      {Change("Customer", wire::NEW, {{"customer_id", "CU-X"}}, {{"company_id", "C1"}})}));
+  ASSERT_OK(customer.status());
+  auto order = deployment_.Submit(Transaction(
+      {Change("CustomerOrder", wire::NEW, {{"order_no", "O-X"}},
+              {{"customer_id", "CU-X"}, {"site_id", "C1-S1"}, {"status", "Planned"}})}));
+  ASSERT_OK(order.status());
+  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(30)));
+
+  const uint64_t order_job = JobAt(order->published(0).sequence());
+  std::vector<AttemptRow> order_attempts;
+  for (const auto& a : Attempts(deployment_.db(kSite))) {
+    if (a.job_id == order_job) order_attempts.push_back(a);
+  }
+  ASSERT_GE(order_attempts.size(), 2u) << "the order's job should have failed first";
+  EXPECT_EQ(order_attempts.front().outcome, "Error");
+  EXPECT_THAT(order_attempts.front().error, HasSubstr("CustomerOrder[order_no=O-X]"));
+  EXPECT_THAT(order_attempts.front().error,
+              HasSubstr("references Customer[customer_id=CU-X], which does not exist"));
+  EXPECT_EQ(order_attempts.back().outcome, "Ready");
+  ExpectRowsEqualMaster();
+  EXPECT_THAT(
+      testing::ReadFile(deployment_.log(kSite)),
+      HasSubstr("queue REPLICATION runs Receive_Message with 2 processes and ordering 'none'"));
+}
+
+TEST_F(QueuesTest, DependencyModeRunsTheSameWithoutAnyFailure) {
+  ASSERT_OK(deployment_.StartReplica(
+      kSite, {"--queue", "REPLICATION.processes=2", "--queue", "REPLICATION.ordering=dependency",
+              "--worker-arg=--apply-delay=Customer=1000"}));
+  SubmitCompanyAndSite();
+  auto customer = deployment_.Submit(Transaction(
+      {Change("Customer", wire::NEW, {{"customer_id", "CU-X"}}, {{"company_id", "C1"}})}));
+  ASSERT_OK(customer.status());
+  auto order = deployment_.Submit(Transaction(
+      {Change("CustomerOrder", wire::NEW, {{"order_no", "O-X"}},
+              {{"customer_id", "CU-X"}, {"site_id", "C1-S1"}, {"status", "Planned"}})}));
+  ASSERT_OK(order.status());
+  // While the customer's job is slow, the order's job says what it waits for.
+  uint64_t order_job = 0;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        const wire::JobList list = Jobs();
+        for (const auto& job : list.jobs()) {
+          if (job.sequence() == order->published(0).sequence()) order_job = job.job_id();
+        }
+        return order_job != 0;
+      },
+      std::chrono::seconds(5)));
+  auto why = JobCommand(wire::JobCommand::WHY, order_job);
+  ASSERT_OK(why.status());
+  EXPECT_EQ(why->job_why().state(), "Waiting");
+  EXPECT_THAT(why->job_why().summary(), HasSubstr("Customer/CU-X"));
+  ASSERT_EQ(why->job_why().blockers_size(), 1);
+  EXPECT_EQ(why->job_why().blockers(0).job_id(), JobAt(customer->published(0).sequence()));
+
+  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(30)));
+  for (const auto& a : Attempts(deployment_.db(kSite))) {
+    EXPECT_NE(a.outcome, "Error") << "job " << a.job_id << ": " << a.error;
+  }
+  ExpectRowsEqualMaster();
+}
+
+TEST_F(QueuesTest, DependencyModeRunsIndependentJobsAtTheSameTime) {
+  ASSERT_OK(deployment_.StartReplica(
+      kSite, {"--queue", "REPLICATION.processes=2", "--queue", "REPLICATION.ordering=dependency",
+              "--worker-arg=--apply-delay=Customer=500"}));
+  SubmitCompanyAndSite();
+  for (const std::string id : {"CU-1", "CU-2"}) {
+    ASSERT_OK(deployment_
+                  .Submit(Transaction({Change("Customer", wire::NEW, {{"customer_id", id}},
+                                              {{"company_id", "C1"}})}))
+                  .status());
+  }
+  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(30)));
+  EXPECT_EQ(MaxOverlap(Attempts(deployment_.db(kSite)), "REPLICATION"), 2);
+  ExpectRowsEqualMaster();
+}
+
+TEST_F(QueuesTest, StrictFailureHoldsTheQueueUntilRetriedOrSkipped) {
+  ASSERT_OK(deployment_.StartReplica(kSite, {"--queue", "REPLICATION.retry-attempts=2", "--queue",
+                                             "REPLICATION.retry-delay-ms=50"}));
+  SubmitCompanyAndSite();
+  ASSERT_OK(deployment_
+                .Submit(Transaction({Change("Customer", wire::NEW, {{"customer_id", "CU-1"}},
+                                            {{"company_id", "C1"}, {"name", "One"}})}))
+                .status());
+  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(30)));
+  // Someone removes the customer at the site by hand: the next update of it cannot apply.
+  {
+    auto db = sqlite::Db::Open(deployment_.db(kSite), {.create = false});
+    ASSERT_OK(db.status());
+    ASSERT_OK(db->Exec("DELETE FROM lu_Customer WHERE customer_id = 'CU-1'"));
+  }
+  auto modify = deployment_.Submit(Transaction(
+      {Change("Customer", wire::MODIFY, {{"customer_id", "CU-1"}}, {{"name", "Renamed"}})}));
+  ASSERT_OK(modify.status());
+  auto unrelated = deployment_.Submit(Transaction(
+      {Change("Customer", wire::NEW, {{"customer_id", "CU-2"}}, {{"company_id", "C1"}})}));
+  ASSERT_OK(unrelated.status());
+
+  const uint64_t failed_job = [&] {
+    uint64_t id = 0;
+    testing::WaitFor([&] { return (id = JobAt(modify->published(0).sequence())) != 0; },
+                     std::chrono::seconds(5));
+    return id;
+  }();
+  // Two attempts, then held; the unrelated job behind it waits (strict order).
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        auto why = JobCommand(wire::JobCommand::WHY, failed_job);
+        return why.ok() &&
+               why->job_why().summary().find("last allowed attempt") != std::string::npos;
+      },
+      std::chrono::seconds(10)));
+  auto errors = Jobs("Error");
+  ASSERT_EQ(errors.jobs_size(), 1);
+  EXPECT_EQ(errors.jobs(0).job_id(), failed_job);
+  EXPECT_EQ(errors.jobs(0).attempts(), 2u);
+  EXPECT_THAT(errors.jobs(0).error(), HasSubstr("Customer[customer_id=CU-1] does not exist"));
+  ASSERT_EQ(errors.jobs(0).attempt_log_size(), 2);
+  EXPECT_THAT(errors.jobs(0).attempt_log(0).error(), HasSubstr("does not exist"));
+  const uint64_t waiting_job = JobAt(unrelated->published(0).sequence());
+  auto why = JobCommand(wire::JobCommand::WHY, waiting_job);
+  ASSERT_OK(why.status());
+  EXPECT_EQ(why->job_why().state(), "Waiting");
+  EXPECT_THAT(why->job_why().summary(),
+              HasSubstr("job " + std::to_string(failed_job) + " (strict order)"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto status = deployment_.ReplicaStatus(kSite);
+  ASSERT_OK(status.status());
+  EXPECT_LT(status->last_applied_sequence(), modify->published(0).sequence())
+      << "the queue must hold";
+  EXPECT_THAT(status->last_error(), HasSubstr("does not exist"));
+
+  // The operator puts the row back and retries: both jobs go through.
+  {
+    auto db = sqlite::Db::Open(deployment_.db(kSite), {.create = false});
+    ASSERT_OK(db.status());
+    ASSERT_OK(db->Exec(
+        "INSERT INTO lu_Customer (customer_id, company_id, name) VALUES ('CU-1', 'C1', 'One')"));
+  }
+  auto retried = JobCommand(wire::JobCommand::RETRY, failed_job);
+  ASSERT_OK(retried.status());
+  EXPECT_THAT(retried->command_reply().message(), HasSubstr("will run again"));
+  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(30)));
+  ExpectRowsEqualMaster();
+
+  // Another failure, skipped this time: the queue goes on without it.
+  {
+    auto db = sqlite::Db::Open(deployment_.db(kSite), {.create = false});
+    ASSERT_OK(db.status());
+    ASSERT_OK(db->Exec("DELETE FROM lu_Customer WHERE customer_id = 'CU-2'"));
+  }
+  auto doomed = deployment_.Submit(Transaction(
+      {Change("Customer", wire::MODIFY, {{"customer_id", "CU-2"}}, {{"name", "Two"}})}));
+  ASSERT_OK(doomed.status());
+  auto after = deployment_.Submit(Transaction(
+      {Change("Customer", wire::NEW, {{"customer_id", "CU-3"}}, {{"company_id", "C1"}})}));
+  ASSERT_OK(after.status());
+  const uint64_t doomed_job = JobAt(doomed->published(0).sequence());
+  EXPECT_FALSE(JobCommand(wire::JobCommand::SKIP, JobAt(after->published(0).sequence())).ok())
+      << "only a job in Error can be skipped";
+  ASSERT_TRUE(testing::WaitFor([&] { return JobCommand(wire::JobCommand::SKIP, doomed_job).ok(); },
+                               std::chrono::seconds(10)));
+  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(30)));
+  auto skipped = Jobs("Skipped");
+  ASSERT_EQ(skipped.jobs_size(), 1);
+  EXPECT_EQ(skipped.jobs(0).job_id(), doomed_job);
+  // The site now lacks exactly what was removed by hand and skipped: CU-2.
+  auto comparisons =
+      CompareSiteRows(*catalog_, deployment_.master_db(), deployment_.db(kSite), kSite);
+  ASSERT_OK(comparisons.status());
+  for (const auto& c : *comparisons) {
+    if (c.lu == "Customer") {
+      EXPECT_EQ(c.missing, 1u);
+      EXPECT_THAT(c.first_difference, HasSubstr("Customer[customer_id=CU-2]"));
+    } else {
+      EXPECT_TRUE(c.equal()) << c.lu << ": " << c.first_difference;
+    }
+  }
+}
+
+TEST_F(QueuesTest, ProcessCountChangesAtRunTimeAndSurvivesARestart) {
+  ASSERT_OK(deployment_.StartReplica(
+      kSite, {"--queue", "REPLICATION.ordering=dependency", "--worker-arg=--apply-delay=*=30"}));
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return ReplicationWorkers() == 1; }, std::chrono::seconds(10)));
+  ASSERT_OK(QueueCommand(wire::QueueCommand::SET_PROCESSES, 3).status());
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return ReplicationWorkers() == 3; }, std::chrono::seconds(10)));
+
+  ASSERT_OK(deployment_.StartReplica(
+      kSite, {"--queue", "REPLICATION.ordering=dependency", "--worker-arg=--apply-delay=*=30"}));
+  ASSERT_TRUE(testing::WaitFor([&] { return ReplicationWorkers() == 3; }, std::chrono::seconds(10)))
+      << "the process count set by ferryctl must survive a restart";
+  auto status = deployment_.ReplicaStatus(kSite);
+  ASSERT_OK(status.status());
+  EXPECT_EQ(status->queues(1).name(), "REPLICATION");
+  EXPECT_EQ(status->queues(1).processes(), 3u);
+
+  // Lowered while jobs run: they finish, and nothing is lost.
+  std::thread load([&] { EXPECT_OK(deployment_.SubmitWorkload(workload_, 1, 60, true)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_OK(QueueCommand(wire::QueueCommand::SET_PROCESSES, 1).status());
+  load.join();
+  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(60)));
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return ReplicationWorkers() == 1; }, std::chrono::seconds(10)));
+  for (const auto& a : Attempts(deployment_.db(kSite))) {
+    EXPECT_NE(a.outcome, "Error") << "job " << a.job_id << ": " << a.error;
+  }
+  ExpectRowsEqualMaster();
+}
+
+TEST_F(QueuesTest, PauseStopsDispatchAndResumeRestartsIt) {
+  ASSERT_OK(deployment_.StartReplica(kSite));
+  SubmitCompanyAndSite();
+  auto paused = QueueCommand(wire::QueueCommand::PAUSE);
+  ASSERT_OK(paused.status());
+  EXPECT_THAT(paused->command_reply().message(), HasSubstr("paused"));
+  auto customer = deployment_.Submit(Transaction(
+      {Change("Customer", wire::NEW, {{"customer_id", "CU-1"}}, {{"company_id", "C1"}})}));
+  ASSERT_OK(customer.status());
+  const uint64_t sequence = customer->published(0).sequence();
+  // Received and stored, but not applied while paused.
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        auto s = deployment_.ReplicaStatus(kSite);
+        return s.ok() && s->last_received_sequence() == sequence;
+      },
+      std::chrono::seconds(10)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto status = deployment_.ReplicaStatus(kSite);
+  ASSERT_OK(status.status());
+  EXPECT_EQ(status->last_applied_sequence(), sequence - 1);
+  EXPECT_TRUE(status->queues(1).paused());
+  auto why = JobCommand(wire::JobCommand::WHY, JobAt(sequence));
+  ASSERT_OK(why.status());
+  EXPECT_THAT(why->job_why().summary(), HasSubstr("paused"));
+
+  ASSERT_OK(QueueCommand(wire::QueueCommand::RESUME).status());
+  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(10)));
+  ExpectRowsEqualMaster();
+}
+
+TEST_F(QueuesTest, KilledWorkersLoseNothingAndApplyEachJobOnce) {
+  ASSERT_OK(deployment_.StartReplica(
+      kSite, {"--queue", "REPLICATION.processes=2", "--queue", "REPLICATION.ordering=dependency",
+              "--queue", "REPLICATION.retry-delay-ms=50"}));
+  std::atomic<bool> loaded{false};
+  std::thread load([&] {
+    EXPECT_OK(deployment_.SubmitWorkload(workload_, 1, 1500, true));
+    loaded = true;
+  });
+  std::mt19937 random(42);
+  int kills = 0;
+  while (!loaded && kills < 20) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100 + random() % 150));
+    auto status = deployment_.ReplicaStatus(kSite);
+    if (!status.ok() || status->workers().empty()) continue;
+    const auto& victim = status->workers(random() % status->workers_size());
+    if (kill(victim.pid(), SIGKILL) == 0) ++kills;
+  }
+  load.join();
+  EXPECT_GE(kills, 5) << "too few kills to mean anything";
+  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(120)));
+  ExpectRowsEqualMaster();
+  // Applied exactly once: one attempt that applied (Ready) per job; re-runs of a job a dead
+  // worker had committed say AlreadyReady.
+  std::map<uint64_t, int> applied;
+  for (const auto& a : Attempts(deployment_.db(kSite))) {
+    if (a.outcome == "Ready") ++applied[a.job_id];
+  }
+  auto status = deployment_.ReplicaStatus(kSite);
+  ASSERT_OK(status.status());
+  EXPECT_EQ(applied.size(), status->last_received_sequence());
+  for (const auto& [job, count] : applied) EXPECT_EQ(count, 1) << "job " << job;
+}
+
+TEST_F(QueuesTest, FinishedJobsArePrunedAfterTheRetention) {
+  ASSERT_OK(deployment_.StartReplica(kSite, {"--job-retention-s", "0"}));
+  ASSERT_OK(deployment_.SubmitWorkload(workload_, 1, 20, true));
+  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(30)));
+  ASSERT_TRUE(testing::WaitFor([&] { return Jobs().jobs_size() == 0; }, std::chrono::seconds(10)))
+      << Jobs().jobs_size() << " jobs left";
+  auto before = deployment_.ReplicaStatus(kSite);
+  ASSERT_OK(before.status());
+  EXPECT_GT(before->last_received_sequence(), 20u);
+  // The stream position outlives the pruned inbox: a restarted replica goes on from there.
+  ASSERT_OK(deployment_.StartReplica(kSite, {"--job-retention-s", "0"}));
+  ASSERT_OK(deployment_.SubmitWorkload(workload_, 21, 40, false));
+  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(30)));
+  ExpectRowsEqualMaster();
+}
+
+TEST_F(QueuesTest, BrokenQueueConfigurationStopsStartUpNamingTheKey) {
+  const std::string replica = testing::Executable("ferry-replica");
+  auto start = [&](const std::string& args) {
+    const std::string err = dir_.File("broken.err");
+    int code = std::system((replica + " --site SITE-A --master tcp://127.0.0.1:1 --db " +
+                            dir_.File("broken.db") + " " + args + " 2> " + err + " > /dev/null")
+                               .c_str());
+    return std::make_pair(WEXITSTATUS(code), testing::ReadFile(err));
+  };
+  auto [code, err] = start("--queue REPLICATION.processes=zero");
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(err, HasSubstr("queue.REPLICATION.processes: 'zero' is not a number from 1 to 64"));
+
+  {
+    std::ofstream ini(dir_.File("broken.ini"));
+    ini << "[queue.FAST]\nordering = quick\n";
+  }
+  std::tie(code, err) = start("--config " + dir_.File("broken.ini"));
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(err, HasSubstr("queue.FAST.ordering: 'quick' is not strict, dependency or none"));
+
+  {
+    std::ofstream ini(dir_.File("typo.ini"));
+    ini << "proceses = 2\n";
+  }
+  std::tie(code, err) = start("--config " + dir_.File("typo.ini"));
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(err, HasSubstr("unknown option 'proceses'"));
+}
+
+}  // namespace
+}  // namespace ferry

@@ -5,105 +5,30 @@
 #include <signal.h>
 
 #include <cstdlib>
+#include <set>
 #include <fstream>
-#include <sstream>
 
 #include "common/catalog.h"
-#include "common/child_process.h"
-#include "common/node_client.h"
 #include "common/site_rows.h"
 #include "common/workload.h"
+#include "e2e/deployment.h"
 #include "test_util.h"
 
 namespace ferry {
 namespace {
 
+// The pid of `site`'s REPLICATION worker, or 0.
+int ReplicationWorkerPid(const wire::ReplicaStatus& status) {
+  for (const auto& worker : status.workers()) {
+    if (worker.queue() == "REPLICATION") return worker.pid();
+  }
+  return 0;
+}
+
+using testing::Deployment;
 using testing::Executable;
 using ::testing::HasSubstr;
 using testing::TempDir;
-
-// A master and two replica sites, each a real process, torn down by the destructor.
-class Deployment {
- public:
-  explicit Deployment(const TempDir& dir) : dir_(dir) {}
-
-  void Start() {
-    auto master = ChildProcess::Start(
-        {Executable("ferry-master"), "--master-config", testing::DeployedMasterConfiguration(),
-         "--db", dir_.File("master.db"), "--submit-endpoint", "tcp://127.0.0.1:*",
-         "--stream-endpoint", "tcp://127.0.0.1:*", "--heartbeat-ms", "200", "--ready-file",
-         dir_.File("master.ready")},
-        dir_.File("master.log"));
-    ASSERT_OK(master.status());
-    master_.emplace(std::move(master).value());
-    auto ready = testing::ReadReadyFile(dir_.File("master.ready"), std::chrono::seconds(10));
-    ASSERT_EQ(ready.count("submit"), 1u)
-        << "the master did not start; see " << dir_.File("master.log");
-    submit_endpoint_ = ready["submit"];
-    stream_endpoint_ = ready["stream"];
-    for (const std::string site : {"SITE-A", "SITE-B"}) StartReplica(site);
-  }
-
-  void StartReplica(const std::string& site) {
-    std::filesystem::remove(dir_.File(site + ".ready"));
-    auto replica = ChildProcess::Start(
-        {Executable("ferry-replica"), "--site", site, "--master", stream_endpoint_, "--db",
-         dir_.File(site + ".db"), "--control-endpoint", "tcp://127.0.0.1:*", "--queue", "REPLICATION.retry-delay-ms=100",
-         "--ready-file", dir_.File(site + ".ready"), "--worker-log",
-         dir_.File(site + ".workers.log")},
-        dir_.File(site + ".log"));
-    ASSERT_OK(replica.status());
-    replicas_.erase(site);
-    replicas_.emplace(site, std::move(replica).value());
-    auto ready = testing::ReadReadyFile(dir_.File(site + ".ready"), std::chrono::seconds(10));
-    ASSERT_EQ(ready.count("control"), 1u)
-        << site << " did not start; see " << dir_.File(site + ".log");
-    control_endpoints_[site] = ready["control"];
-  }
-
-  StatusOr<wire::ReplicaStatus> ReplicaStatus(const std::string& site) {
-    NodeClient client(context_, control_endpoints_.at(site), 2000);
-    auto status = client.GetStatus();
-    if (!status.ok()) return status.status();
-    return status->replica();
-  }
-
-  StatusOr<wire::MasterStatus> MasterStatus() {
-    NodeClient client(context_, submit_endpoint_, 2000);
-    auto status = client.GetStatus();
-    if (!status.ok()) return status.status();
-    return status->master();
-  }
-
-  // Waits until every site has applied everything on its stream.
-  bool WaitUntilApplied(std::chrono::seconds timeout) {
-    return testing::WaitFor(
-        [this] {
-          auto master = MasterStatus();
-          if (!master.ok()) return false;
-          for (const auto& stream : master->streams()) {
-            auto replica = ReplicaStatus(stream.site());
-            if (!replica.ok() || replica->last_applied_sequence() != stream.latest_sequence()) {
-              return false;
-            }
-          }
-          return true;
-        },
-        timeout);
-  }
-
-  const std::string& submit_endpoint() const { return submit_endpoint_; }
-  const std::string& control_endpoint(const std::string& site) { return control_endpoints_[site]; }
-  zmq::context_t& context() { return context_; }
-
- private:
-  const TempDir& dir_;
-  zmq::context_t context_;
-  std::optional<ChildProcess> master_;
-  std::map<std::string, ChildProcess> replicas_;  // by site
-  std::string submit_endpoint_, stream_endpoint_;
-  std::map<std::string, std::string> control_endpoints_;  // by site
-};
 
 class TwoSitesTest : public ::testing::Test {
  protected:
@@ -111,16 +36,12 @@ class TwoSitesTest : public ::testing::Test {
     auto catalog = Catalog::Load(testing::DeployedMasterConfiguration());
     ASSERT_OK(catalog.status());
     catalog_ = *catalog;
-    deployment_.Start();
+    ASSERT_OK(deployment_.StartMaster());
+    for (const std::string site : {"SITE-A", "SITE-B"}) ASSERT_OK(deployment_.StartReplica(site));
   }
 
   void Submit(uint64_t from, uint64_t to, bool setup) {
-    NodeClient client(deployment_.context(), deployment_.submit_endpoint());
-    if (setup) {
-      for (const auto& request : workload_.SetUp()) ASSERT_OK(client.Submit(request).status());
-    }
-    for (uint64_t i = from; i <= to; ++i)
-      ASSERT_OK(client.Submit(workload_.Transaction(i)).status());
+    ASSERT_OK(deployment_.SubmitWorkload(workload_, from, to, setup));
   }
 
   // Every LU of `site` equals the master's rows routed to it; returns the rows compared.
@@ -161,8 +82,10 @@ TEST_F(TwoSitesTest, ThousandTransactionsReachEachSiteExactly) {
   EXPECT_TRUE(status->running());
   EXPECT_FALSE(status->session_id().empty());
   EXPECT_TRUE(status->master_connected());
-  ASSERT_EQ(status->workers_size(), 1);
-  EXPECT_EQ(status->workers(0).queue(), "REPLICATION");
+  // One worker process per queue slot: DEFAULT (the configuration) and REPLICATION.
+  std::multiset<std::string> queues;
+  for (const auto& worker : status->workers()) queues.insert(worker.queue());
+  EXPECT_EQ(queues, (std::multiset<std::string>{"DEFAULT", "REPLICATION"}));
   EXPECT_EQ(status->last_error(), "");
   uint64_t ready = 0;
   for (const auto& queue : status->queues()) {
@@ -180,14 +103,14 @@ TEST_F(TwoSitesTest, AKilledWorkerIsRestartedAndNothingIsLost) {
   Submit(1, 200, /*setup=*/true);
   auto before = deployment_.ReplicaStatus("SITE-B");
   ASSERT_OK(before.status());
-  ASSERT_EQ(before->workers_size(), 1);
-  const int pid = before->workers(0).pid();
+  const int pid = ReplicationWorkerPid(*before);
+  ASSERT_NE(pid, 0);
   ASSERT_EQ(kill(pid, SIGKILL), 0);
   Submit(201, 400, /*setup=*/false);
   ASSERT_TRUE(testing::WaitFor(
       [&] {
         auto now = deployment_.ReplicaStatus("SITE-B");
-        return now.ok() && now->workers_size() == 1 && now->workers(0).pid() != pid;
+        return now.ok() && ReplicationWorkerPid(*now) != 0 && ReplicationWorkerPid(*now) != pid;
       },
       std::chrono::seconds(20)))
       << "no new worker after SIGKILL";
@@ -201,7 +124,7 @@ TEST_F(TwoSitesTest, ARestartedReplicaResumesWhereItStopped) {
   ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(60)));
   auto first = deployment_.ReplicaStatus("SITE-A");
   ASSERT_OK(first.status());
-  deployment_.StartReplica("SITE-A");  // replaces (and so stops) the running one
+  ASSERT_OK(deployment_.StartReplica("SITE-A"));  // replaces (and so stops) the running one
   Submit(101, 300, /*setup=*/false);
   ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(60)));
   auto second = deployment_.ReplicaStatus("SITE-A");
@@ -218,12 +141,7 @@ TEST_F(TwoSitesTest, FerryctlSubmitsStatusAndVerifies) {
     return std::system(
         (ctl + " " + args + " > " + dir_.File(out) + " 2> " + dir_.File(out + ".err")).c_str());
   };
-  auto read = [&](const std::string& file) {
-    std::ifstream in(dir_.File(file));
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-  };
+  auto read = [&](const std::string& file) { return testing::ReadFile(dir_.File(file)); };
   ASSERT_EQ(run("workload --transactions 100", "workload.jsonl"), 0);
   ASSERT_EQ(run("submit --endpoint " + deployment_.submit_endpoint() + " --file " +
                     dir_.File("workload.jsonl"),

@@ -14,22 +14,8 @@ namespace {
 using ::testing::HasSubstr;
 using testing::TempDir;
 
-wire::LuChange Change(const std::string& lu, wire::ChangeAction action,
-                      std::map<std::string, std::string> keys,
-                      std::map<std::string, std::string> attributes = {}) {
-  wire::LuChange change;
-  change.set_lu(lu);
-  change.set_action(action);
-  change.mutable_keys()->insert(keys.begin(), keys.end());
-  change.mutable_attributes()->insert(attributes.begin(), attributes.end());
-  return change;
-}
-
-wire::SubmitRequest Request(std::vector<wire::LuChange> changes) {
-  wire::SubmitRequest request;
-  for (auto& change : changes) *request.add_changes() = std::move(change);
-  return request;
-}
+using testing::Change;
+using testing::Transaction;
 
 class MasterStoreTest : public ::testing::Test {
  protected:
@@ -65,12 +51,12 @@ class MasterStoreTest : public ::testing::Test {
   // Company C1 with site C1-S1 and customer CUST-1; Company C2 with site C2-S1.
   void CommitBasics() {
     auto reply = store_->Commit(
-        Request({Change("Company", wire::NEW, {{"company_id", "C1"}}, {{"name", "One"}}),
-                 Change("Company", wire::NEW, {{"company_id", "C2"}}, {{"name", "Two"}}),
-                 Change("Site", wire::NEW, {{"site_id", "C1-S1"}}, {{"company_id", "C1"}}),
-                 Change("Site", wire::NEW, {{"site_id", "C2-S1"}}, {{"company_id", "C2"}}),
-                 Change("Customer", wire::NEW, {{"customer_id", "CUST-1"}},
-                        {{"company_id", "C1"}, {"credit_limit", "100"}})}),
+        Transaction({Change("Company", wire::NEW, {{"company_id", "C1"}}, {{"name", "One"}}),
+                     Change("Company", wire::NEW, {{"company_id", "C2"}}, {{"name", "Two"}}),
+                     Change("Site", wire::NEW, {{"site_id", "C1-S1"}}, {{"company_id", "C1"}}),
+                     Change("Site", wire::NEW, {{"site_id", "C2-S1"}}, {{"company_id", "C2"}}),
+                     Change("Customer", wire::NEW, {{"customer_id", "CUST-1"}},
+                            {{"company_id", "C1"}, {"credit_limit", "100"}})}),
         1000);
     ASSERT_OK(reply.status());
   }
@@ -117,7 +103,7 @@ TEST_F(MasterStoreTest, CommitRoutesEachChangeToItsSitesWithContiguousSequences)
   }
 
   auto reply = store_->Commit(
-      Request({Change("Customer", wire::MODIFY, {{"customer_id", "CUST-1"}}, {{"name", "N"}})}),
+      Transaction({Change("Customer", wire::MODIFY, {{"customer_id", "CUST-1"}}, {{"name", "N"}})}),
       2000);
   ASSERT_OK(reply.status());
   EXPECT_EQ(reply->transaction_id(), 2u);
@@ -132,9 +118,10 @@ TEST_F(MasterStoreTest, RejectedTransactionStoresNothing) {
   CommitBasics();
   // The first change is fine, the second references a customer that does not exist.
   auto reply = store_->Commit(
-      Request({Change("Customer", wire::NEW, {{"customer_id", "CUST-2"}}, {{"company_id", "C1"}}),
-               Change("CustomerOrder", wire::NEW, {{"order_no", "O-1"}},
-                      {{"customer_id", "NOBODY"}, {"site_id", "C1-S1"}})}),
+      Transaction(
+          {Change("Customer", wire::NEW, {{"customer_id", "CUST-2"}}, {{"company_id", "C1"}}),
+           Change("CustomerOrder", wire::NEW, {{"order_no", "O-1"}},
+                  {{"customer_id", "NOBODY"}, {"site_id", "C1-S1"}})}),
       3000);
   ASSERT_FALSE(reply.ok());
   EXPECT_EQ(reply.status().code(), Status::Code::kNotFound);
@@ -147,7 +134,8 @@ TEST_F(MasterStoreTest, RejectedTransactionStoresNothing) {
   EXPECT_EQ(Outbox("SITE-A").size(), 1u);
   // CUST-2 of the rejected transaction was rolled back: creating it now succeeds.
   auto again = store_->Commit(
-      Request({Change("Customer", wire::NEW, {{"customer_id", "CUST-2"}}, {{"company_id", "C1"}})}),
+      Transaction(
+          {Change("Customer", wire::NEW, {{"customer_id", "CUST-2"}}, {{"company_id", "C1"}})}),
       4000);
   EXPECT_OK(again.status());
 }
@@ -189,7 +177,7 @@ TEST_F(MasterStoreTest, EachKindOfBadChangeIsRejectedWithWhatIsWrong) {
        {"credit_limit", "INTEGER"}},
   };
   for (const auto& c : cases) {
-    auto reply = store_->Commit(Request({c.change}), 9);
+    auto reply = store_->Commit(Transaction({c.change}), 9);
     ASSERT_FALSE(reply.ok()) << c.change.ShortDebugString();
     EXPECT_EQ(reply.status().code(), c.code) << reply.status().ToString();
     for (const auto& word : c.words) {
@@ -202,8 +190,8 @@ TEST_F(MasterStoreTest, EachKindOfBadChangeIsRejectedWithWhatIsWrong) {
 
 TEST_F(MasterStoreTest, RemoveOfAnUnreferencedRowIsRoutedLikeTheRowWas) {
   CommitBasics();
-  auto reply =
-      store_->Commit(Request({Change("Customer", wire::REMOVE, {{"customer_id", "CUST-1"}})}), 10);
+  auto reply = store_->Commit(
+      Transaction({Change("Customer", wire::REMOVE, {{"customer_id", "CUST-1"}})}), 10);
   ASSERT_OK(reply.status());
   ASSERT_EQ(reply->published_size(), 1);
   EXPECT_EQ(reply->published(0).site(), "SITE-A");

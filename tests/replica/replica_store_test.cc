@@ -1,12 +1,17 @@
-// The replica's SQLite store: storing a contiguous stream of replication messages as jobs,
-// applying a job's LU changes whole or not at all, job states and counts, and reopening.
+// The replica's SQLite store: storing a contiguous stream of replication messages as jobs (one
+// per message, configurations included), applying a job whole or not at all (a configuration
+// job installs the LU tables, a message job its LU changes), the attempts recorded for each
+// job, the operators' job actions and queue settings, listing and pruning jobs, sessions, and
+// reopening.
 #include "replica/replica_store.h"
 
 #include <gmock/gmock.h>
+#include <google/protobuf/util/message_differencer.h>
 
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,11 +23,19 @@
 namespace ferry {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-constexpr char kQueue[] = "apply";
-constexpr char kConfigurationQueue[] = "configuration";
+constexpr char kMessageQueue[] = "REPLICATION";
+constexpr char kConfigurationQueue[] = "DEFAULT";
+constexpr char kSession[] = "R7";
+constexpr int kPid = 4242;
 constexpr int64_t kNowUs = 1'700'000'000'000'000;
+
+// Receive_Configuration to kConfigurationQueue, everything else to kMessageQueue.
+std::string QueueFor(wire::MessageClass message_class) {
+  return message_class == wire::RECEIVE_CONFIGURATION ? kConfigurationQueue : kMessageQueue;
+}
 
 wire::LuChange Change(const std::string& lu, wire::ChangeAction action,
                       std::map<std::string, std::string> keys,
@@ -48,6 +61,10 @@ wire::LuChange NewCustomer(const std::string& id, const std::string& company) {
                 {{"company_id", company}, {"credit_limit", "5000"}});
 }
 
+bool SameConfiguration(const config::MasterConfiguration& a, const config::MasterConfiguration& b) {
+  return google::protobuf::util::MessageDifferencer::Equals(a, b);
+}
+
 class ReplicaStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -66,12 +83,17 @@ class ReplicaStoreTest : public ::testing::Test {
   }
 
   wire::ReplicationMessage Configuration(uint64_t sequence) const {
+    return Configuration(sequence, catalog_->proto());
+  }
+
+  static wire::ReplicationMessage Configuration(uint64_t sequence,
+                                                const config::MasterConfiguration& proto) {
     wire::ReplicationMessage message;
     message.set_site("SITE-A");
     message.set_sequence(sequence);
     message.set_message_class(wire::RECEIVE_CONFIGURATION);
     message.set_origin_site("MASTER");
-    *message.mutable_configuration() = catalog_->proto();
+    *message.mutable_configuration() = proto;
     return message;
   }
 
@@ -89,19 +111,45 @@ class ReplicaStoreTest : public ::testing::Test {
 
   // Stores `messages` and returns the jobs posted; fails the test if storing fails.
   std::vector<Job> Store(const std::vector<wire::ReplicationMessage>& messages) {
-    auto jobs = store_->StoreMessages(messages, kQueue, kConfigurationQueue, kNowUs);
+    auto jobs = store_->StoreMessages(messages, QueueFor, kNowUs);
     EXPECT_OK(jobs.status());
     return jobs.ok() ? *jobs : std::vector<Job>();
   }
 
-  // The configuration (sequence 1) then one message per change, sequences 2, 3, ...; returns
-  // the jobs of the changes in order.
+  // The configuration (sequence 1) then one message per change, sequences 2, 3, ...; keeps the
+  // configuration's job in configuration_job_ and returns the jobs of the changes in order.
   std::vector<Job> StoreConfigurationAnd(std::vector<wire::LuChange> changes) {
     std::vector<wire::ReplicationMessage> messages = {Configuration(1)};
     for (auto& change : changes) {
       messages.push_back(Changes(messages.size() + 1, {std::move(change)}));
     }
-    return Store(messages);
+    std::vector<Job> jobs = Store(messages);
+    if (jobs.empty()) return {};
+    configuration_job_ = jobs.front();
+    return std::vector<Job>(jobs.begin() + 1, jobs.end());
+  }
+
+  // As StoreConfigurationAnd, with the configuration's job applied.
+  std::vector<Job> InstallConfigurationAnd(std::vector<wire::LuChange> changes) {
+    std::vector<Job> jobs = StoreConfigurationAnd(std::move(changes));
+    EXPECT_OK(Apply(configuration_job_.id));
+    return jobs;
+  }
+
+  static ReplicaStore::Attempt MakeAttempt(uint64_t job_id, int attempt = 1,
+                                           int64_t started_at_us = kNowUs) {
+    ReplicaStore::Attempt a;
+    a.job_id = job_id;
+    a.attempt = attempt;
+    a.session_id = kSession;
+    a.pid = kPid;
+    a.started_at_us = started_at_us;
+    return a;
+  }
+
+  // One attempt at `job_id` by a worker that took it at `now_us`.
+  Status Apply(uint64_t job_id, int attempt = 1, int64_t now_us = kNowUs) {
+    return store_->ApplyJob(MakeAttempt(job_id, attempt, now_us), now_us);
   }
 
   // Every row of `lu`, read through a connection of our own.
@@ -115,14 +163,46 @@ class ReplicaStoreTest : public ::testing::Test {
     return rows.ok() ? *rows : std::vector<Row>();
   }
 
-  std::map<uint64_t, JobState> Unfinished() {
-    auto jobs = store_->UnfinishedJobs();
-    EXPECT_OK(jobs.status());
-    std::map<uint64_t, JobState> out;
-    if (jobs.ok()) {
-      for (const Job& job : *jobs) out[job.id] = job.state;
+  // The first column of every row `sql` returns, as text, through a connection of our own.
+  std::vector<std::string> Query(const std::string& sql) {
+    auto db = sqlite::Db::Open(path_, {.create = false});
+    EXPECT_OK(db.status());
+    if (!db.ok()) return {};
+    auto statement = db->Prepare(sql);
+    EXPECT_OK(statement.status());
+    if (!statement.ok()) return {};
+    std::vector<std::string> out;
+    while (true) {
+      auto step = statement->Step();
+      EXPECT_OK(step.status());
+      if (!step.ok() || *step == sqlite::Statement::StepResult::kDone) break;
+      out.push_back(statement->ColumnText(0));
     }
     return out;
+  }
+
+  std::vector<std::string> LuTableNames() {
+    return Query(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'lu\\_%' ESCAPE '\\' "
+        "ORDER BY name");
+  }
+
+  std::map<uint64_t, JobState> Unfinished() {
+    std::map<uint64_t, JobState> out;
+    for (const Job& job : UnfinishedJobs()) out[job.id] = job.state;
+    return out;
+  }
+
+  std::map<uint64_t, Job> UnfinishedById() {
+    std::map<uint64_t, Job> out;
+    for (Job& job : UnfinishedJobs()) out[job.id] = std::move(job);
+    return out;
+  }
+
+  std::vector<Job> UnfinishedJobs() {
+    auto jobs = store_->UnfinishedJobs();
+    EXPECT_OK(jobs.status());
+    return jobs.ok() ? *jobs : std::vector<Job>();
   }
 
   std::map<std::string, std::map<std::string, uint64_t>> Counts() {
@@ -131,25 +211,100 @@ class ReplicaStoreTest : public ::testing::Test {
     return counts.ok() ? *counts : std::map<std::string, std::map<std::string, uint64_t>>();
   }
 
+  std::vector<wire::JobRecord> List(const std::string& queue = "", const std::string& state = "",
+                                    uint64_t job_id = 0, size_t limit = 100) {
+    auto records = store_->ListJobs(queue, state, job_id, limit);
+    EXPECT_OK(records.status());
+    return records.ok() ? *records : std::vector<wire::JobRecord>();
+  }
+
+  // The record of `job_id`; an empty record (job_id 0) if there is none.
+  wire::JobRecord Record(uint64_t job_id) {
+    std::vector<wire::JobRecord> records = List("", "", job_id);
+    EXPECT_EQ(records.size(), 1u) << "job " << job_id;
+    return records.size() == 1 ? records[0] : wire::JobRecord();
+  }
+
+  static std::vector<uint64_t> Sequences(const std::vector<wire::JobRecord>& records) {
+    std::vector<uint64_t> out;
+    for (const auto& record : records) out.push_back(record.sequence());
+    return out;
+  }
+
+  static std::vector<std::string> Outcomes(const wire::JobRecord& record) {
+    std::vector<std::string> out;
+    for (const auto& attempt : record.attempt_log()) out.push_back(attempt.outcome());
+    return out;
+  }
+
   testing::TempDir dir_;
   std::string path_;
   std::shared_ptr<const Catalog> catalog_;
   std::unique_ptr<ReplicaStore> store_;
+  Job configuration_job_;  // set by StoreConfigurationAnd
 };
 
-TEST_F(ReplicaStoreTest, StoreMessagesPostsJobsOnlyForReceiveMessage) {
-  std::vector<Job> jobs = StoreConfigurationAnd({NewCompany("C1"), NewSite("C1-S1", "C1")});
+// ---- Storing messages.
 
-  ASSERT_EQ(jobs.size(), 2u);
-  EXPECT_EQ(jobs[0].sequence, 2u);
-  EXPECT_EQ(jobs[1].sequence, 3u);
-  EXPECT_NE(jobs[0].id, jobs[1].id);
-  for (const Job& job : jobs) {
-    EXPECT_EQ(job.queue, kQueue);
-    EXPECT_EQ(job.state, JobState::kPosted);
+TEST_F(ReplicaStoreTest, StoreMessagesPostsAJobForEveryMessageOnItsClassQueue) {
+  std::vector<wire::MessageClass> asked;
+  auto jobs = store_->StoreMessages(
+      {Configuration(1), Changes(2, {NewCompany("C1")}), Changes(3, {NewSite("C1-S1", "C1")})},
+      [&asked](wire::MessageClass message_class) {
+        asked.push_back(message_class);
+        return QueueFor(message_class);
+      },
+      kNowUs);
+
+  ASSERT_OK(jobs.status());
+  EXPECT_THAT(asked, ElementsAre(wire::RECEIVE_CONFIGURATION, wire::RECEIVE_MESSAGE,
+                                 wire::RECEIVE_MESSAGE));
+  ASSERT_EQ(jobs->size(), 3u);
+  EXPECT_EQ((*jobs)[0].sequence, 1u);
+  EXPECT_EQ((*jobs)[0].queue, kConfigurationQueue);
+  EXPECT_EQ((*jobs)[0].message.message_class(), wire::RECEIVE_CONFIGURATION);
+  EXPECT_TRUE(SameConfiguration((*jobs)[0].message.configuration(), catalog_->proto()));
+  EXPECT_EQ((*jobs)[1].sequence, 2u);
+  EXPECT_EQ((*jobs)[2].sequence, 3u);
+  for (size_t i = 1; i < jobs->size(); ++i) {
+    EXPECT_EQ((*jobs)[i].queue, kMessageQueue);
+    EXPECT_EQ((*jobs)[i].message.sequence(), (*jobs)[i].sequence);
+    ASSERT_EQ((*jobs)[i].message.changes_size(), 1);
   }
-  // The configuration's job is recorded Ready on its own queue.
-  EXPECT_EQ(Counts()[kConfigurationQueue]["Ready"], 1u);
+  EXPECT_EQ((*jobs)[2].message.changes(0).lu(), "Site");
+  for (const Job& job : *jobs) {
+    EXPECT_EQ(job.state, JobState::kPosted);
+    EXPECT_EQ(job.attempts, 0);
+    EXPECT_EQ(job.released_attempts, 0);
+  }
+  EXPECT_NE((*jobs)[0].id, (*jobs)[1].id);
+  EXPECT_NE((*jobs)[1].id, (*jobs)[2].id);
+  EXPECT_NE((*jobs)[0].id, (*jobs)[2].id);
+  // Nothing is applied on storing: the configuration's job waits on its queue too.
+  std::map<std::string, std::map<std::string, uint64_t>> expected = {
+      {kConfigurationQueue, {{"Posted", 1}}},
+      {kMessageQueue, {{"Posted", 2}}},
+  };
+  EXPECT_EQ(Counts(), expected);
+  EXPECT_TRUE(LuTableNames().empty());
+}
+
+TEST_F(ReplicaStoreTest, UnfinishedJobsCarryTheirMessagesBySequence) {
+  std::vector<Job> jobs = StoreConfigurationAnd({NewCompany("C1"), NewSite("C1-S1", "C1")});
+  ASSERT_EQ(jobs.size(), 2u);
+
+  std::vector<Job> unfinished = UnfinishedJobs();
+
+  ASSERT_EQ(unfinished.size(), 3u);
+  EXPECT_EQ(unfinished[0].id, configuration_job_.id);
+  EXPECT_EQ(unfinished[0].queue, kConfigurationQueue);
+  EXPECT_EQ(unfinished[0].message.message_class(), wire::RECEIVE_CONFIGURATION);
+  EXPECT_EQ(unfinished[1].id, jobs[0].id);
+  EXPECT_EQ(unfinished[2].id, jobs[1].id);
+  EXPECT_EQ(unfinished[2].sequence, 3u);
+  EXPECT_EQ(unfinished[2].queue, kMessageQueue);
+  ASSERT_EQ(unfinished[2].message.changes_size(), 1);
+  EXPECT_EQ(unfinished[2].message.changes(0).keys().at("site_id"), "C1-S1");
 }
 
 TEST_F(ReplicaStoreTest, LastReceivedSequenceAdvances) {
@@ -161,17 +316,19 @@ TEST_F(ReplicaStoreTest, LastReceivedSequenceAdvances) {
 }
 
 TEST_F(ReplicaStoreTest, NonContiguousBatchIsRejectedAndStoresNothing) {
-  Store({Configuration(1)});
+  std::vector<Job> configuration = Store({Configuration(1)});
+  ASSERT_EQ(configuration.size(), 1u);
 
-  auto jobs =
-      store_->StoreMessages({Changes(2, {NewCompany("C1")}), Changes(4, {NewCompany("C2")})},
-                            kQueue, kConfigurationQueue, kNowUs);
+  auto jobs = store_->StoreMessages(
+      {Changes(2, {NewCompany("C1")}), Changes(4, {NewCompany("C2")})}, QueueFor, kNowUs);
 
   ASSERT_FALSE(jobs.ok());
   EXPECT_THAT(jobs.status().message(), HasSubstr("4"));
   EXPECT_EQ(store_->LastReceivedSequence(), 1u);
-  EXPECT_TRUE(Unfinished().empty());
-  EXPECT_EQ(Counts()[kQueue].size(), 0u);
+  std::map<uint64_t, JobState> unfinished = Unfinished();
+  ASSERT_EQ(unfinished.size(), 1u);  // the configuration's job only
+  EXPECT_EQ(unfinished.begin()->first, configuration[0].id);
+  EXPECT_EQ(Counts()[kMessageQueue].size(), 0u);
   // Sequence 2 was not kept: it can be stored now.
   EXPECT_EQ(Store({Changes(2, {NewCompany("C1")})}).size(), 1u);
   EXPECT_EQ(store_->LastReceivedSequence(), 2u);
@@ -179,18 +336,111 @@ TEST_F(ReplicaStoreTest, NonContiguousBatchIsRejectedAndStoresNothing) {
 
 TEST_F(ReplicaStoreTest, BatchThatSkipsTheNextSequenceIsRejected) {
   Store({Configuration(1)});
-  auto jobs =
-      store_->StoreMessages({Changes(3, {NewCompany("C1")})}, kQueue, kConfigurationQueue, kNowUs);
+  auto jobs = store_->StoreMessages({Changes(3, {NewCompany("C1")})}, QueueFor, kNowUs);
   ASSERT_FALSE(jobs.ok());
   EXPECT_EQ(store_->LastReceivedSequence(), 1u);
+  EXPECT_EQ(Counts()[kMessageQueue].size(), 0u);
 }
 
+TEST_F(ReplicaStoreTest, ReadJobMessageReturnsTheStoredMessage) {
+  std::vector<Job> jobs = StoreConfigurationAnd({NewCompany("C1")});
+  ASSERT_EQ(jobs.size(), 1u);
+
+  auto configuration = store_->ReadJobMessage(configuration_job_.id);
+  ASSERT_OK(configuration.status());
+  EXPECT_EQ(configuration->sequence(), 1u);
+  EXPECT_EQ(configuration->message_class(), wire::RECEIVE_CONFIGURATION);
+  EXPECT_TRUE(SameConfiguration(configuration->configuration(), catalog_->proto()));
+
+  auto message = store_->ReadJobMessage(jobs[0].id);
+  ASSERT_OK(message.status());
+  EXPECT_EQ(message->sequence(), 2u);
+  EXPECT_EQ(message->message_class(), wire::RECEIVE_MESSAGE);
+  ASSERT_EQ(message->changes_size(), 1);
+  EXPECT_EQ(message->changes(0).keys().at("company_id"), "C1");
+
+  auto missing = store_->ReadJobMessage(12345);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), Status::Code::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr("12345"));
+}
+
+// ---- The configuration.
+
+TEST_F(ReplicaStoreTest, NewestConfigurationOfAnEmptyStoreIsNone) {
+  auto newest = store_->NewestConfiguration();
+  ASSERT_OK(newest.status());
+  EXPECT_FALSE(newest->has_value());
+}
+
+TEST_F(ReplicaStoreTest, NewestConfigurationIsTheNewestReceivedBeforeItIsApplied) {
+  Store({Configuration(1)});
+
+  auto first = store_->NewestConfiguration();
+  ASSERT_OK(first.status());
+  ASSERT_TRUE(first->has_value());
+  EXPECT_TRUE(SameConfiguration(**first, catalog_->proto()));
+
+  config::MasterConfiguration changed = catalog_->proto();
+  ASSERT_GT(changed.replicas_size(), 0);
+  changed.mutable_replicas(0)->add_sites("C1-S9");
+  Store({Changes(2, {NewCompany("C1")}), Configuration(3, changed), Changes(4, {})});
+  ASSERT_OK(Apply(UnfinishedJobs().front().id));  // the first configuration only
+
+  auto newest = store_->NewestConfiguration();
+  ASSERT_OK(newest.status());
+  ASSERT_TRUE(newest->has_value());
+  EXPECT_TRUE(SameConfiguration(**newest, changed)) << (*newest)->DebugString();
+}
+
+TEST_F(ReplicaStoreTest, MessageJobFailsUntilTheConfigurationIsApplied) {
+  std::vector<Job> jobs = StoreConfigurationAnd({NewCompany("C1")});
+  ASSERT_EQ(jobs.size(), 1u);
+
+  Status applied = Apply(jobs[0].id);
+
+  ASSERT_FALSE(applied.ok());
+  EXPECT_THAT(applied.message(), HasSubstr("no master configuration has been applied"));
+  EXPECT_THAT(applied.message(), HasSubstr("job " + std::to_string(jobs[0].id)));
+  EXPECT_EQ(Unfinished()[jobs[0].id], JobState::kError);
+  EXPECT_EQ(Unfinished()[configuration_job_.id], JobState::kPosted);
+
+  ASSERT_OK(Apply(configuration_job_.id));
+  ASSERT_OK(Apply(jobs[0].id, /*attempt=*/2));
+
+  EXPECT_EQ(Rows("Company").size(), 1u);
+  EXPECT_TRUE(Unfinished().empty());
+  EXPECT_THAT(Outcomes(Record(jobs[0].id)), ElementsAre("Error", "Ready"));
+}
+
+TEST_F(ReplicaStoreTest, ApplyingTheConfigurationJobCreatesTheLuTables) {
+  std::vector<Job> jobs = StoreConfigurationAnd({});
+  EXPECT_TRUE(LuTableNames().empty());
+
+  ASSERT_OK(Apply(configuration_job_.id));
+
+  EXPECT_THAT(LuTableNames(), ElementsAre("lu_Company", "lu_Customer", "lu_CustomerOrder",
+                                          "lu_CustomerOrderLine", "lu_Item", "lu_Site"));
+  EXPECT_TRUE(Rows("Company").empty());
+  EXPECT_TRUE(Unfinished().empty());
+  EXPECT_EQ(Counts()[kConfigurationQueue]["Ready"], 1u);
+  wire::JobRecord record = Record(configuration_job_.id);
+  EXPECT_EQ(record.message_class(), "Receive_Configuration");
+  EXPECT_THAT(Outcomes(record), ElementsAre("Ready"));
+  auto newest = store_->NewestConfiguration();
+  ASSERT_OK(newest.status());
+  ASSERT_TRUE(newest->has_value());
+  EXPECT_TRUE(SameConfiguration(**newest, catalog_->proto()));
+}
+
+// ---- Applying jobs.
+
 TEST_F(ReplicaStoreTest, ApplyJobAppliesChangesAndMarksReady) {
-  std::vector<Job> jobs = StoreConfigurationAnd({NewCompany("C1"), NewSite("C1-S1", "C1")});
+  std::vector<Job> jobs = InstallConfigurationAnd({NewCompany("C1"), NewSite("C1-S1", "C1")});
   ASSERT_EQ(jobs.size(), 2u);
 
-  ASSERT_OK(store_->ApplyJob(jobs[0].id, kNowUs));
-  ASSERT_OK(store_->ApplyJob(jobs[1].id, kNowUs));
+  ASSERT_OK(Apply(jobs[0].id));
+  ASSERT_OK(Apply(jobs[1].id));
 
   std::vector<Row> companies = Rows("Company");
   ASSERT_EQ(companies.size(), 1u);
@@ -201,28 +451,37 @@ TEST_F(ReplicaStoreTest, ApplyJobAppliesChangesAndMarksReady) {
   EXPECT_EQ(sites[0].at("site_id"), "C1-S1");
   EXPECT_EQ(sites[0].at("company_id"), "C1");
   EXPECT_TRUE(Unfinished().empty());
-  EXPECT_EQ(Counts()[kQueue]["Ready"], 2u);
+  EXPECT_EQ(Counts()[kMessageQueue]["Ready"], 2u);
 }
 
-TEST_F(ReplicaStoreTest, ApplyJobTwiceChangesNothingTheSecondTime) {
-  std::vector<Job> jobs = StoreConfigurationAnd({NewCompany("C1")});
+TEST_F(ReplicaStoreTest, ApplyJobOfAReadyJobRecordsAlreadyReadyAndChangesNothing) {
+  std::vector<Job> jobs = InstallConfigurationAnd({NewCompany("C1")});
   ASSERT_EQ(jobs.size(), 1u);
-  ASSERT_OK(store_->ApplyJob(jobs[0].id, kNowUs));
+  ASSERT_OK(Apply(jobs[0].id, /*attempt=*/1, kNowUs));
 
-  ASSERT_OK(store_->ApplyJob(jobs[0].id, kNowUs));
+  // Applying the NEW again would fail on the existing row: it must not be applied.
+  ASSERT_OK(Apply(jobs[0].id, /*attempt=*/2, kNowUs + 1000));
 
   EXPECT_EQ(Rows("Company").size(), 1u);
   EXPECT_TRUE(Unfinished().empty());
-  EXPECT_EQ(Counts()[kQueue]["Ready"], 1u);
+  EXPECT_EQ(Counts()[kMessageQueue]["Ready"], 1u);
+  wire::JobRecord record = Record(jobs[0].id);
+  EXPECT_EQ(record.state(), "Ready");
+  ASSERT_EQ(record.attempt_log_size(), 2);
+  EXPECT_EQ(record.attempt_log(0).outcome(), "Ready");
+  EXPECT_EQ(record.attempt_log(1).attempt(), 2u);
+  EXPECT_EQ(record.attempt_log(1).outcome(), "AlreadyReady");
+  EXPECT_EQ(record.attempt_log(1).started_at_us(), kNowUs + 1000);
+  EXPECT_EQ(record.attempt_log(1).error(), "");
 }
 
 TEST_F(ReplicaStoreTest, ApplyJobAppliesEveryChangeOfItsMessage) {
-  Store({Configuration(1)});
+  InstallConfigurationAnd({});
   std::vector<Job> jobs =
       Store({Changes(2, {NewCompany("C1"), NewSite("C1-S1", "C1"), NewCustomer("CU-1", "C1")})});
   ASSERT_EQ(jobs.size(), 1u);
 
-  ASSERT_OK(store_->ApplyJob(jobs[0].id, kNowUs));
+  ASSERT_OK(Apply(jobs[0].id));
 
   EXPECT_EQ(Rows("Company").size(), 1u);
   EXPECT_EQ(Rows("Site").size(), 1u);
@@ -232,10 +491,10 @@ TEST_F(ReplicaStoreTest, ApplyJobAppliesEveryChangeOfItsMessage) {
 }
 
 TEST_F(ReplicaStoreTest, JobAppliedBeforeItsParentFailsNamingBothRows) {
-  std::vector<Job> jobs = StoreConfigurationAnd({NewCompany("C1"), NewSite("C1-S1", "C1")});
+  std::vector<Job> jobs = InstallConfigurationAnd({NewCompany("C1"), NewSite("C1-S1", "C1")});
   ASSERT_EQ(jobs.size(), 2u);
 
-  Status applied = store_->ApplyJob(jobs[1].id, kNowUs);  // the Site before its Company
+  Status applied = Apply(jobs[1].id);  // the Site before its Company
 
   ASSERT_FALSE(applied.ok());
   EXPECT_THAT(applied.message(), HasSubstr("Site[site_id=C1-S1]"));
@@ -250,24 +509,24 @@ TEST_F(ReplicaStoreTest, JobAppliedBeforeItsParentFailsNamingBothRows) {
 }
 
 TEST_F(ReplicaStoreTest, FailedJobSucceedsOnceItsParentIsApplied) {
-  std::vector<Job> jobs = StoreConfigurationAnd({NewCompany("C1"), NewSite("C1-S1", "C1")});
+  std::vector<Job> jobs = InstallConfigurationAnd({NewCompany("C1"), NewSite("C1-S1", "C1")});
   ASSERT_EQ(jobs.size(), 2u);
-  ASSERT_FALSE(store_->ApplyJob(jobs[1].id, kNowUs).ok());
+  ASSERT_FALSE(Apply(jobs[1].id).ok());
 
-  ASSERT_OK(store_->ApplyJob(jobs[0].id, kNowUs));
-  ASSERT_OK(store_->ApplyJob(jobs[1].id, kNowUs));
+  ASSERT_OK(Apply(jobs[0].id));
+  ASSERT_OK(Apply(jobs[1].id, /*attempt=*/2));
 
   EXPECT_EQ(Rows("Site").size(), 1u);
   EXPECT_TRUE(Unfinished().empty());
 }
 
 TEST_F(ReplicaStoreTest, FailedJobLeavesNothingApplied) {
-  Store({Configuration(1)});
+  InstallConfigurationAnd({});
   // The first change is fine; the second references a company that does not exist.
   std::vector<Job> jobs = Store({Changes(2, {NewCompany("C2"), NewSite("C1-S1", "C1")})});
   ASSERT_EQ(jobs.size(), 1u);
 
-  Status applied = store_->ApplyJob(jobs[0].id, kNowUs);
+  Status applied = Apply(jobs[0].id);
 
   ASSERT_FALSE(applied.ok());
   EXPECT_THAT(applied.message(), HasSubstr("change 2"));
@@ -278,26 +537,197 @@ TEST_F(ReplicaStoreTest, FailedJobLeavesNothingApplied) {
 }
 
 TEST_F(ReplicaStoreTest, ApplyJobOfUnknownJobIsNotFound) {
-  Store({Configuration(1)});
-  Status applied = store_->ApplyJob(12345, kNowUs);
+  InstallConfigurationAnd({});
+  Status applied = Apply(12345);
   ASSERT_FALSE(applied.ok());
   EXPECT_EQ(applied.code(), Status::Code::kNotFound);
   EXPECT_THAT(applied.message(), HasSubstr("12345"));
 }
 
+TEST_F(ReplicaStoreTest, ApplyJobOfUnknownJobRecordsNoAttempt) {
+  InstallConfigurationAnd({});
+  const uint64_t unknown = configuration_job_.id + 1;  // the id the next job will get
+
+  ASSERT_FALSE(Apply(unknown).ok());
+
+  EXPECT_TRUE(
+      Query("SELECT job_id FROM ferry_job_attempts WHERE job_id = " + std::to_string(unknown))
+          .empty());
+  // A job posted later must not show an attempt it never had.
+  std::vector<Job> jobs = Store({Changes(2, {NewCompany("C1")})});
+  ASSERT_EQ(jobs.size(), 1u);
+  wire::JobRecord record = Record(jobs[0].id);
+  EXPECT_EQ(record.attempt_log_size(), 0) << record.DebugString();
+}
+
+// ---- Attempts.
+
+TEST_F(ReplicaStoreTest, AttemptIsRecordedWithTheWorkersStartTimeAndOutcome) {
+  std::vector<Job> jobs = InstallConfigurationAnd({NewCompany("C1")});
+  ASSERT_EQ(jobs.size(), 1u);
+  auto attempt = store_->MarkExecuting(jobs[0].id, kSession, kNowUs + 100);
+  ASSERT_OK(attempt.status());
+  ASSERT_EQ(*attempt, 1);
+
+  ASSERT_OK(store_->ApplyJob(MakeAttempt(jobs[0].id, *attempt, kNowUs + 150), kNowUs + 300));
+
+  wire::JobRecord record = Record(jobs[0].id);
+  EXPECT_EQ(record.sequence(), 2u);
+  EXPECT_EQ(record.queue(), kMessageQueue);
+  EXPECT_EQ(record.message_class(), "Receive_Message");
+  EXPECT_EQ(record.state(), "Ready");
+  EXPECT_EQ(record.attempts(), 1u);
+  EXPECT_EQ(record.session_id(), kSession);
+  EXPECT_EQ(record.posted_at_us(), kNowUs);
+  EXPECT_EQ(record.started_at_us(), kNowUs + 100);
+  EXPECT_EQ(record.finished_at_us(), kNowUs + 300);
+  EXPECT_EQ(record.error(), "");
+  ASSERT_EQ(record.attempt_log_size(), 1);
+  const wire::AttemptRecord& logged = record.attempt_log(0);
+  EXPECT_EQ(logged.attempt(), 1u);
+  EXPECT_EQ(logged.session_id(), kSession);
+  EXPECT_EQ(logged.pid(), kPid);
+  EXPECT_EQ(logged.started_at_us(), kNowUs + 150);  // the worker's, not MarkExecuting's
+  EXPECT_EQ(logged.finished_at_us(), kNowUs + 300);
+  EXPECT_EQ(logged.outcome(), "Ready");
+  EXPECT_EQ(logged.error(), "");
+}
+
+TEST_F(ReplicaStoreTest, ErrorAttemptKeepsTheFullErrorText) {
+  std::vector<Job> jobs = InstallConfigurationAnd({NewCompany("C1"), NewSite("C1-S1", "C1")});
+  ASSERT_EQ(jobs.size(), 2u);
+  auto first = store_->MarkExecuting(jobs[1].id, kSession, kNowUs);
+  ASSERT_OK(first.status());
+
+  Status applied = store_->ApplyJob(MakeAttempt(jobs[1].id, *first, kNowUs + 10), kNowUs + 20);
+
+  ASSERT_FALSE(applied.ok());
+  wire::JobRecord record = Record(jobs[1].id);
+  EXPECT_EQ(record.state(), "Error");
+  EXPECT_EQ(record.error(), applied.message());
+  ASSERT_EQ(record.attempt_log_size(), 1);
+  const wire::AttemptRecord& failed = record.attempt_log(0);
+  EXPECT_EQ(failed.outcome(), "Error");
+  EXPECT_EQ(failed.error(), applied.message());
+  EXPECT_THAT(failed.error(), HasSubstr("Site[site_id=C1-S1]"));
+  EXPECT_THAT(failed.error(), HasSubstr("Company[company_id=C1]"));
+  EXPECT_THAT(failed.error(), HasSubstr("does not exist"));
+  EXPECT_EQ(failed.started_at_us(), kNowUs + 10);
+  EXPECT_EQ(failed.finished_at_us(), kNowUs + 20);
+
+  // The retry succeeds once the parent is there; the failure stays in the log.
+  ASSERT_OK(Apply(jobs[0].id));
+  auto second = store_->MarkExecuting(jobs[1].id, kSession, kNowUs + 30);
+  ASSERT_OK(second.status());
+  ASSERT_EQ(*second, 2);
+  ASSERT_OK(store_->ApplyJob(MakeAttempt(jobs[1].id, *second, kNowUs + 30), kNowUs + 40));
+  record = Record(jobs[1].id);
+  EXPECT_EQ(record.state(), "Ready");
+  EXPECT_EQ(record.error(), "");
+  EXPECT_THAT(Outcomes(record), ElementsAre("Error", "Ready"));
+  EXPECT_EQ(record.attempt_log(0).error(), applied.message());
+  EXPECT_EQ(record.attempt_log(1).error(), "");
+}
+
+// ---- Job states and operator actions.
+
+TEST_F(ReplicaStoreTest, MarkExecutingNumbersAttemptsAndRefusesAReadyJob) {
+  std::vector<Job> jobs = InstallConfigurationAnd({NewCompany("C1")});
+  ASSERT_EQ(jobs.size(), 1u);
+
+  for (int expected = 1; expected <= 3; ++expected) {
+    auto attempt = store_->MarkExecuting(jobs[0].id, kSession, kNowUs + expected);
+    ASSERT_OK(attempt.status());
+    EXPECT_EQ(*attempt, expected);
+  }
+  std::map<uint64_t, Job> unfinished = UnfinishedById();
+  ASSERT_TRUE(unfinished.count(jobs[0].id));
+  EXPECT_EQ(unfinished[jobs[0].id].state, JobState::kExecuting);
+  EXPECT_EQ(unfinished[jobs[0].id].attempts, 3);
+
+  ASSERT_OK(Apply(jobs[0].id, /*attempt=*/3));
+  auto again = store_->MarkExecuting(jobs[0].id, kSession, kNowUs + 10);
+
+  ASSERT_FALSE(again.ok());
+  EXPECT_THAT(again.status().message(), HasSubstr(std::to_string(jobs[0].id)));
+  wire::JobRecord record = Record(jobs[0].id);
+  EXPECT_EQ(record.state(), "Ready");
+  EXPECT_EQ(record.attempts(), 3u);
+}
+
+TEST_F(ReplicaStoreTest, MarkExecutingOfUnknownJobFails) {
+  EXPECT_FALSE(store_->MarkExecuting(12345, kSession, kNowUs).ok());
+}
+
+TEST_F(ReplicaStoreTest, MarkSkippedOnlyWorksOnAJobInError) {
+  std::vector<Job> jobs = InstallConfigurationAnd(
+      {NewCompany("C1"), NewCustomer("CU-1", "C9"), NewCustomer("CU-2", "C1")});
+  ASSERT_EQ(jobs.size(), 3u);
+  ASSERT_OK(Apply(jobs[0].id));                                             // Ready
+  ASSERT_FALSE(Apply(jobs[1].id).ok());                                     // Error: no company C9
+  ASSERT_OK(store_->MarkExecuting(jobs[2].id, kSession, kNowUs).status());  // Executing
+
+  EXPECT_FALSE(store_->MarkSkipped(jobs[0].id, kNowUs).ok());
+  EXPECT_FALSE(store_->MarkSkipped(jobs[2].id, kNowUs).ok());
+  EXPECT_FALSE(store_->MarkSkipped(12345, kNowUs).ok());
+  ASSERT_OK(store_->MarkSkipped(jobs[1].id, kNowUs + 50));
+
+  std::map<uint64_t, JobState> unfinished = Unfinished();
+  EXPECT_FALSE(unfinished.count(jobs[1].id));
+  ASSERT_EQ(unfinished.size(), 1u);
+  EXPECT_EQ(unfinished[jobs[2].id], JobState::kExecuting);
+  wire::JobRecord record = Record(jobs[1].id);
+  EXPECT_EQ(record.state(), "Skipped");
+  EXPECT_EQ(record.finished_at_us(), kNowUs + 50);
+  EXPECT_EQ(Counts()[kMessageQueue]["Skipped"], 1u);
+  EXPECT_TRUE(Rows("Customer").empty());
+  // Skipped is not Error: it cannot be skipped again, nor be started.
+  EXPECT_FALSE(store_->MarkSkipped(jobs[1].id, kNowUs).ok());
+  EXPECT_FALSE(store_->MarkExecuting(jobs[1].id, kSession, kNowUs).ok());
+}
+
+TEST_F(ReplicaStoreTest, MarkReleasedSetsReleasedAttemptsToAttempts) {
+  std::vector<Job> jobs = InstallConfigurationAnd({NewCustomer("CU-1", "C9")});
+  ASSERT_EQ(jobs.size(), 1u);
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    ASSERT_OK(store_->MarkExecuting(jobs[0].id, kSession, kNowUs).status());
+    ASSERT_FALSE(Apply(jobs[0].id, attempt).ok());
+  }
+  Job job = UnfinishedById()[jobs[0].id];
+  EXPECT_EQ(job.state, JobState::kError);
+  EXPECT_EQ(job.attempts, 2);
+  EXPECT_EQ(job.released_attempts, 0);
+
+  ASSERT_OK(store_->MarkReleased(jobs[0].id));
+
+  job = UnfinishedById()[jobs[0].id];
+  EXPECT_EQ(job.state, JobState::kError);
+  EXPECT_EQ(job.attempts, 2);
+  EXPECT_EQ(job.released_attempts, 2);
+  // Further attempts count on from there; the release stays where it was.
+  ASSERT_OK(store_->MarkExecuting(jobs[0].id, kSession, kNowUs).status());
+  job = UnfinishedById()[jobs[0].id];
+  EXPECT_EQ(job.attempts, 3);
+  EXPECT_EQ(job.released_attempts, 2);
+  Reopen();
+  job = UnfinishedById()[jobs[0].id];
+  EXPECT_EQ(job.attempts, 3);
+  EXPECT_EQ(job.released_attempts, 2);
+}
+
 TEST_F(ReplicaStoreTest, CountJobsCountsByQueueAndState) {
   std::vector<Job> jobs =
-      StoreConfigurationAnd({NewCompany("C1"), NewCustomer("CU-1", "C9"), NewCustomer("CU-2", "C1"),
-                             NewCustomer("CU-3", "C1")});
+      InstallConfigurationAnd({NewCompany("C1"), NewCustomer("CU-1", "C9"),
+                               NewCustomer("CU-2", "C1"), NewCustomer("CU-3", "C1")});
   ASSERT_EQ(jobs.size(), 4u);
-  ASSERT_OK(store_->ApplyJob(jobs[0].id, kNowUs));             // Ready
-  ASSERT_FALSE(store_->ApplyJob(jobs[1].id, kNowUs).ok());     // Error: no company C9
-  ASSERT_OK(store_->MarkExecuting(jobs[2].id, "R1", kNowUs));  // Executing
+  ASSERT_OK(Apply(jobs[0].id));                                             // Ready
+  ASSERT_FALSE(Apply(jobs[1].id).ok());                                     // Error: no C9
+  ASSERT_OK(store_->MarkExecuting(jobs[2].id, kSession, kNowUs).status());  // Executing
   // jobs[3] stays Posted.
 
   std::map<std::string, std::map<std::string, uint64_t>> expected = {
       {kConfigurationQueue, {{"Ready", 1}}},
-      {kQueue, {{"Ready", 1}, {"Error", 1}, {"Executing", 1}, {"Posted", 1}}},
+      {kMessageQueue, {{"Ready", 1}, {"Error", 1}, {"Executing", 1}, {"Posted", 1}}},
   };
   EXPECT_EQ(Counts(), expected);
   std::map<uint64_t, JobState> unfinished = Unfinished();
@@ -305,10 +735,161 @@ TEST_F(ReplicaStoreTest, CountJobsCountsByQueueAndState) {
   EXPECT_EQ(unfinished[jobs[2].id], JobState::kExecuting);
 }
 
+// ---- Queue settings and sessions.
+
+TEST_F(ReplicaStoreTest, QueueSettingsRoundTripAndSurviveReopen) {
+  auto none = store_->QueueSettings();
+  ASSERT_OK(none.status());
+  EXPECT_TRUE(none->empty());
+
+  ASSERT_OK(store_->SaveQueueSetting(kMessageQueue, {.processes = 4, .paused = false}));
+  ASSERT_OK(
+      store_->SaveQueueSetting(kConfigurationQueue, {.processes = std::nullopt, .paused = true}));
+  auto saved = store_->QueueSettings();
+  ASSERT_OK(saved.status());
+  ASSERT_EQ(saved->size(), 2u);
+  EXPECT_EQ((*saved)[kMessageQueue].processes, std::optional<int>(4));
+  EXPECT_FALSE((*saved)[kMessageQueue].paused);
+  EXPECT_EQ((*saved)[kConfigurationQueue].processes, std::nullopt);
+  EXPECT_TRUE((*saved)[kConfigurationQueue].paused);
+
+  // Saving again replaces the queue's setting whole.
+  ASSERT_OK(store_->SaveQueueSetting(kMessageQueue, {.processes = std::nullopt, .paused = true}));
+  Reopen();
+
+  auto reopened = store_->QueueSettings();
+  ASSERT_OK(reopened.status());
+  ASSERT_EQ(reopened->size(), 2u);
+  EXPECT_EQ((*reopened)[kMessageQueue].processes, std::nullopt);
+  EXPECT_TRUE((*reopened)[kMessageQueue].paused);
+  EXPECT_EQ((*reopened)[kConfigurationQueue].processes, std::nullopt);
+  EXPECT_TRUE((*reopened)[kConfigurationQueue].paused);
+}
+
+TEST_F(ReplicaStoreTest, BeginSessionReturnsANewIdEachTime) {
+  auto first = store_->BeginSession(100, kNowUs);
+  auto second = store_->BeginSession(101, kNowUs + 1);
+  ASSERT_OK(first.status());
+  ASSERT_OK(second.status());
+  EXPECT_EQ(*first, "R1");
+  EXPECT_EQ(*second, "R2");
+
+  Reopen();
+  auto third = store_->BeginSession(102, kNowUs + 2);
+  ASSERT_OK(third.status());
+  EXPECT_EQ(*third, "R3");
+}
+
+// ---- Listing and pruning.
+
+TEST_F(ReplicaStoreTest, ListJobsFiltersNewestFirstWithLimit) {
+  std::vector<Job> jobs = InstallConfigurationAnd(
+      {NewCompany("C1"), NewCustomer("CU-1", "C9"), NewCustomer("CU-2", "C1")});
+  ASSERT_EQ(jobs.size(), 3u);
+  ASSERT_OK(Apply(jobs[0].id));          // Ready
+  ASSERT_FALSE(Apply(jobs[1].id).ok());  // Error: no company C9
+  // jobs[2] stays Posted.
+
+  EXPECT_THAT(Sequences(List()), ElementsAre(4u, 3u, 2u, 1u));
+  EXPECT_THAT(Sequences(List(kMessageQueue)), ElementsAre(4u, 3u, 2u));
+  EXPECT_THAT(Sequences(List(kConfigurationQueue)), ElementsAre(1u));
+  EXPECT_THAT(Sequences(List("", "Ready")), ElementsAre(2u, 1u));
+  EXPECT_THAT(Sequences(List(kMessageQueue, "Ready")), ElementsAre(2u));
+  EXPECT_THAT(Sequences(List("", "Posted")), ElementsAre(4u));
+  EXPECT_TRUE(Sequences(List("", "Skipped")).empty());
+  EXPECT_TRUE(Sequences(List("NO-SUCH-QUEUE")).empty());
+  EXPECT_THAT(Sequences(List("", "", 0, 2)), ElementsAre(4u, 3u));
+  EXPECT_THAT(Sequences(List(kMessageQueue, "", 0, 1)), ElementsAre(4u));
+  EXPECT_TRUE(Sequences(List("", "", 12345)).empty());
+
+  std::vector<wire::JobRecord> failed = List("", "", jobs[1].id);
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0].job_id(), jobs[1].id);
+  EXPECT_EQ(failed[0].state(), "Error");
+  EXPECT_THAT(failed[0].error(), HasSubstr("Company[company_id=C9]"));
+  ASSERT_EQ(failed[0].attempt_log_size(), 1);
+  EXPECT_EQ(failed[0].attempt_log(0).outcome(), "Error");
+  EXPECT_EQ(failed[0].attempt_log(0).error(), failed[0].error());
+  // Each record carries its own attempts only.
+  std::vector<wire::JobRecord> all = List();
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_EQ(all[0].attempt_log_size(), 0);  // Posted
+  EXPECT_THAT(Outcomes(all[1]), ElementsAre("Error"));
+  EXPECT_THAT(Outcomes(all[2]), ElementsAre("Ready"));
+  EXPECT_THAT(Outcomes(all[3]), ElementsAre("Ready"));
+  EXPECT_EQ(all[3].message_class(), "Receive_Configuration");
+}
+
+TEST_F(ReplicaStoreTest, PruneFinishedRemovesOnlyJobsFinishedBeforeTheTime) {
+  std::vector<Job> jobs =
+      StoreConfigurationAnd({NewCompany("C1"), NewCustomer("CU-1", "C9"), NewCustomer("CU-2", "C9"),
+                             NewSite("C1-S1", "C1"), NewCompany("C2")});
+  ASSERT_EQ(jobs.size(), 5u);
+  ASSERT_OK(Apply(configuration_job_.id, 1, kNowUs + 10));  // Ready at +10
+  ASSERT_OK(Apply(jobs[0].id, 1, kNowUs + 10));             // Ready at +10
+  ASSERT_FALSE(Apply(jobs[1].id, 1, kNowUs + 10).ok());     // Error at +10: unfinished
+  ASSERT_FALSE(Apply(jobs[2].id, 1, kNowUs + 10).ok());
+  ASSERT_OK(store_->MarkSkipped(jobs[2].id, kNowUs + 20));  // Skipped at +20
+  ASSERT_OK(Apply(jobs[3].id, 1, kNowUs + 40));             // Ready at +40
+  // jobs[4] stays Posted.
+
+  // Only what finished strictly before the time goes.
+  auto none = store_->PruneFinished(kNowUs + 10);
+  ASSERT_OK(none.status());
+  EXPECT_EQ(*none, 0u);
+  EXPECT_EQ(List().size(), 6u);
+
+  auto pruned = store_->PruneFinished(kNowUs + 30);
+
+  ASSERT_OK(pruned.status());
+  EXPECT_EQ(*pruned, 3u);  // the configuration, jobs[0] and the skipped jobs[2]
+  EXPECT_THAT(Sequences(List()), ElementsAre(6u, 5u, 3u));
+  std::map<uint64_t, JobState> unfinished = Unfinished();
+  ASSERT_EQ(unfinished.size(), 2u);
+  EXPECT_EQ(unfinished[jobs[1].id], JobState::kError);
+  EXPECT_EQ(unfinished[jobs[4].id], JobState::kPosted);
+  EXPECT_THAT(Query("SELECT sequence FROM ferry_inbox ORDER BY sequence"),
+              ElementsAre("3", "5", "6"));
+  EXPECT_THAT(Query("SELECT DISTINCT job_id FROM ferry_job_attempts ORDER BY job_id"),
+              ElementsAre(std::to_string(jobs[1].id), std::to_string(jobs[3].id)));
+  auto gone = store_->ReadJobMessage(jobs[0].id);
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.status().code(), Status::Code::kNotFound);
+  // The LU rows stay; so does the stream's position, also across a reopen.
+  EXPECT_EQ(Rows("Company").size(), 1u);
+  EXPECT_EQ(Rows("Site").size(), 1u);
+  EXPECT_EQ(store_->LastReceivedSequence(), 6u);
+  Reopen();
+  EXPECT_EQ(store_->LastReceivedSequence(), 6u);
+  EXPECT_EQ(Unfinished().size(), 2u);
+
+  // The installed configuration outlives its pruned job: it is still the newest, and the
+  // remaining jobs and the next message still apply with it.
+  auto newest = store_->NewestConfiguration();
+  ASSERT_OK(newest.status());
+  ASSERT_TRUE(newest->has_value());
+  EXPECT_TRUE(SameConfiguration(**newest, catalog_->proto()));
+  ASSERT_OK(Apply(jobs[4].id));
+  std::vector<Job> next = Store({Changes(7, {NewCustomer("CU-3", "C2")})});
+  ASSERT_EQ(next.size(), 1u);
+  ASSERT_OK(Apply(next[0].id));
+  EXPECT_EQ(Rows("Customer").size(), 1u);
+  EXPECT_EQ(store_->LastReceivedSequence(), 7u);
+}
+
+TEST_F(ReplicaStoreTest, PruneFinishedOfAnEmptyStoreRemovesNothing) {
+  auto pruned = store_->PruneFinished(kNowUs);
+  ASSERT_OK(pruned.status());
+  EXPECT_EQ(*pruned, 0u);
+  EXPECT_EQ(store_->LastReceivedSequence(), 0u);
+}
+
+// ---- Reopening, and the worker's connection.
+
 TEST_F(ReplicaStoreTest, ReopenedStoreKeepsLastReceivedSequenceAndJobs) {
-  std::vector<Job> jobs = StoreConfigurationAnd({NewCompany("C1"), NewSite("C1-S1", "C1")});
+  std::vector<Job> jobs = InstallConfigurationAnd({NewCompany("C1"), NewSite("C1-S1", "C1")});
   ASSERT_EQ(jobs.size(), 2u);
-  ASSERT_OK(store_->ApplyJob(jobs[0].id, kNowUs));
+  ASSERT_OK(Apply(jobs[0].id));
 
   Reopen();
 
@@ -317,7 +898,7 @@ TEST_F(ReplicaStoreTest, ReopenedStoreKeepsLastReceivedSequenceAndJobs) {
   ASSERT_EQ(unfinished.size(), 1u);
   EXPECT_EQ(unfinished.begin()->first, jobs[1].id);
   // The reopened store applies with the stored configuration and takes the next sequence.
-  ASSERT_OK(store_->ApplyJob(jobs[1].id, kNowUs));
+  ASSERT_OK(Apply(jobs[1].id));
   EXPECT_EQ(Rows("Site").size(), 1u);
   EXPECT_EQ(Store({Changes(4, {NewCustomer("CU-1", "C1")})}).size(), 1u);
 }
@@ -332,16 +913,21 @@ TEST_F(ReplicaStoreTest, WorkerOpenOfMissingDatabaseFailsNamingThePath) {
   EXPECT_FALSE(std::filesystem::exists(missing));
 }
 
-TEST_F(ReplicaStoreTest, WorkerOpenOfExistingDatabaseSeesItsJobs) {
+TEST_F(ReplicaStoreTest, WorkerOpenOfExistingDatabaseAppliesItsJobs) {
   std::vector<Job> jobs = StoreConfigurationAnd({NewCompany("C1")});
   ASSERT_EQ(jobs.size(), 1u);
 
   auto worker = OpenSqliteReplicaStore(path_, {.create = false});
   ASSERT_OK(worker.status());
-  ASSERT_OK((*worker)->ApplyJob(jobs[0].id, kNowUs));
+  auto message = (*worker)->ReadJobMessage(jobs[0].id);
+  ASSERT_OK(message.status());
+  EXPECT_EQ(message->sequence(), 2u);
+  ASSERT_OK((*worker)->ApplyJob(MakeAttempt(configuration_job_.id), kNowUs));
+  ASSERT_OK((*worker)->ApplyJob(MakeAttempt(jobs[0].id), kNowUs));
 
   EXPECT_EQ(Rows("Company").size(), 1u);
   EXPECT_TRUE(Unfinished().empty());  // seen by the node's own connection
+  EXPECT_THAT(Outcomes(Record(jobs[0].id)), ElementsAre("Ready"));
 }
 
 }  // namespace
