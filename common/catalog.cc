@@ -193,6 +193,29 @@ Status Catalog::Check() {
       }
     }
   }
+  // Parents first; a reference cycle (other than an LU referencing itself) has no such order.
+  std::set<std::string> placed;
+  while (parents_first_.size() < static_cast<size_t>(config_.lus_size())) {
+    bool progress = false;
+    for (const auto& lu : config_.lus()) {
+      if (placed.count(lu.name())) continue;
+      bool ready = std::all_of(
+          lu.references().begin(), lu.references().end(),
+          [&](const config::Reference& r) { return r.lu() == lu.name() || placed.count(r.lu()); });
+      if (!ready) continue;
+      placed.insert(lu.name());
+      parents_first_.push_back(&lu);
+      progress = true;
+    }
+    if (!progress) {
+      return Status::InvalidArgument("the LUs' references form a cycle (e.g. through LU " + [&] {
+        for (const auto& lu : config_.lus()) {
+          if (!placed.count(lu.name())) return lu.name();
+        }
+        return std::string();
+      }() + "): no LU order puts every parent first");
+    }
+  }
   for (int i = 0; i < config_.replicas_size(); ++i) {
     const auto& replica = config_.replicas(i);
     if (!IsSiteName(replica.name())) {

@@ -50,6 +50,9 @@ class Catalog {
   bool RoutesTo(const config::ReplicaSite& replica, const config::LogicalUnit& lu,
                 const Row& row) const;
 
+  // Every LU, each after the LUs it references (creation order; reverse it to delete).
+  const std::vector<const config::LogicalUnit*>& ParentsFirst() const { return parents_first_; }
+
   // A digest of the configuration, to tell whether replicas have seen this version.
   std::string Digest() const;
 
@@ -60,6 +63,7 @@ class Catalog {
   config::MasterConfiguration config_;
   std::map<std::string, int> lu_index_;       // LU name -> index in config_.lus()
   std::map<std::string, int> replica_index_;  // site name -> index in config_.replicas()
+  std::vector<const config::LogicalUnit*> parents_first_;
 };
 
 // Whether `value` is a valid text form of `type` ("12", "-3" for INTEGER, "12.50" for REAL).

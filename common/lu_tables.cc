@@ -101,22 +101,39 @@ StatusOr<std::optional<Row>> LuTables::ReadRow(const config::LogicalUnit& lu, co
 }
 
 StatusOr<std::vector<Row>> LuTables::ReadAll(const config::LogicalUnit& lu) {
+  std::vector<Row> rows;
+  FERRY_RETURN_IF_ERROR(ForEachRow(lu, [&rows](Row row) {
+    rows.push_back(std::move(row));
+    return Status::Ok();
+  }));
+  return rows;
+}
+
+Status LuTables::ForEachRow(const config::LogicalUnit& lu,
+                            const std::function<Status(Row)>& visit) {
   std::vector<std::string> key;
   for (const auto& k : lu.key()) key.push_back("\"" + k + "\"");
   auto statement =
       db_.Prepare("SELECT * FROM \"" + TableName(lu.name()) + "\" ORDER BY " + Join(key, ", "));
   if (!statement.ok()) return statement.status();
-  std::vector<Row> rows;
   while (true) {
     auto step = statement->Step();
     if (!step.ok()) return step.status();
-    if (*step == sqlite::Statement::StepResult::kDone) break;
-    Row& row = rows.emplace_back();
+    if (*step == sqlite::Statement::StepResult::kDone) return Status::Ok();
+    Row row;
     for (int i = 0; i < lu.attributes_size(); ++i) {
       if (!statement->ColumnIsNull(i)) row[lu.attributes(i).name()] = statement->ColumnText(i);
     }
+    FERRY_RETURN_IF_ERROR(visit(std::move(row)));
   }
-  return rows;
+}
+
+Status LuTables::DeleteAll() {
+  const auto& order = catalog_->ParentsFirst();
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    FERRY_RETURN_IF_ERROR(db_.Exec("DELETE FROM \"" + TableName((*it)->name()) + "\""));
+  }
+  return Status::Ok();
 }
 
 Status LuTables::CheckReference(const std::string& row_name, const config::Reference& reference,

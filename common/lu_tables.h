@@ -1,6 +1,7 @@
 #ifndef FERRY_COMMON_LU_TABLES_H_
 #define FERRY_COMMON_LU_TABLES_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -38,6 +39,11 @@ class LuTables {
   StatusOr<std::optional<Row>> ReadRow(const config::LogicalUnit& lu, const Row& key);
   // Every row of `lu`, ordered by key.
   StatusOr<std::vector<Row>> ReadAll(const config::LogicalUnit& lu);
+  // Calls `visit` with every row of `lu`, ordered by key, without holding them all; stops at
+  // the first error `visit` returns.
+  Status ForEachRow(const config::LogicalUnit& lu, const std::function<Status(Row)>& visit);
+  // Deletes every row of every LU, children first.
+  Status DeleteAll();
 
  private:
   // The cached prepared statement for `sql`.

@@ -32,8 +32,10 @@ int main(int argc, char** argv) {
       "interval of heartbeats to replicas, milliseconds")(
       "stream-window", po::value(&options.stream_window)->default_value(options.stream_window),
       "messages sent to a replica ahead of its acknowledgements")(
-      "ready-file", po::value(&ready_file),
-      "once bound, write the endpoints here (submit=..., stream=...)");
+      "outbox-quota", po::value(&options.outbox_quota)->default_value(options.outbox_quota),
+      "unacknowledged messages kept per replica site; past it the oldest are dropped and the "
+      "site gets a snapshot")("ready-file", po::value(&ready_file),
+                              "once bound, write the endpoints here (submit=..., stream=...)");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, described), vm);
@@ -49,8 +51,9 @@ int main(int argc, char** argv) {
     std::cerr << "ferry-master: " << e.what() << "\n(see ferry-master --help)\n";
     return 2;
   }
-  if (heartbeat_ms <= 0 || options.stream_window == 0) {
-    std::cerr << "ferry-master: --heartbeat-ms and --stream-window must be positive\n";
+  if (heartbeat_ms <= 0 || options.stream_window == 0 || options.outbox_quota == 0) {
+    std::cerr << "ferry-master: --heartbeat-ms, --stream-window and --outbox-quota must be "
+                 "positive\n";
     return 2;
   }
   options.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);

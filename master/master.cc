@@ -59,6 +59,7 @@ Status Master::Run(const std::atomic<bool>& stop) {
   while (!stop.load()) {
     auto now = clock_->Steady();
     if (now >= next_heartbeat) {
+      Maintain();
       SendHeartbeats();
       next_heartbeat = now + options_.heartbeat_interval;
     }
@@ -147,11 +148,23 @@ void Master::OnHello(const std::string& identity, const wire::StreamHello& hello
     return;
   }
   Peer& peer = it->second;
-  uint64_t latest = 0;
-  for (const auto& position : store_->Streams()) {
-    if (position.site == hello.site()) latest = position.latest_sequence;
-  }
+  const StreamPosition position = PositionOf(hello.site());
+  const uint64_t latest = position.latest_sequence;
   uint64_t next = std::max<uint64_t>(hello.next_sequence(), 1);
+  if (next < position.first_available) {
+    peer.identity = identity;
+    peer.last_heard = clock_->Steady();
+    RestartWithSnapshot(
+        hello.site(), next <= position.acknowledged_sequence
+                          ? "it asked for sequence " + std::to_string(next) +
+                                " but had acknowledged up to " +
+                                std::to_string(position.acknowledged_sequence) +
+                                ": its database was lost or replaced"
+                          : "the outbox no longer holds sequence " + std::to_string(next) +
+                                " (it keeps at most " + std::to_string(options_.outbox_quota) +
+                                " unacknowledged messages per site): the site fell past the quota");
+    return;
+  }
   if (next > latest + 1) {
     LogError("site " + hello.site() + " asks for sequence " + std::to_string(next) +
              " but its stream ends at " + std::to_string(latest) +
@@ -192,6 +205,11 @@ void Master::Pump(const std::string& site) {
   auto it = peers_.find(site);
   if (it == peers_.end() || it->second.identity.empty()) return;
   Peer& peer = it->second;
+  if (peer.next_to_send < PositionOf(site).first_available) {
+    RestartWithSnapshot(site, "its unacknowledged messages went past the outbox quota of " +
+                                  std::to_string(options_.outbox_quota));
+    return;
+  }
   constexpr size_t kBatch = 256;
   while (peer.next_to_send <= peer.acknowledged + options_.stream_window) {
     size_t room = peer.acknowledged + options_.stream_window - peer.next_to_send + 1;
@@ -220,6 +238,67 @@ void Master::Pump(const std::string& site) {
   }
 }
 
+void Master::RestartWithSnapshot(const std::string& site, const std::string& reason) {
+  auto first = store_->AppendSnapshot(site, clock_->NowMicros());
+  if (!first.ok()) {
+    LogError("snapshot for " + site + ": " + first.status().message());
+    return;
+  }
+  LogWarning("site " + site + " gets a snapshot from sequence " + std::to_string(*first) + ": " +
+             reason);
+  Peer& peer = peers_.at(site);
+  peer.past_quota = false;
+  // What came before the snapshot is superseded: the site will never need it.
+  Status recorded = store_->RecordAcknowledged(site, *first - 1);
+  if (!recorded.ok()) LogError("recording " + site + "'s position: " + recorded.message());
+  peer.acknowledged = *first - 1;
+  peer.next_to_send = *first;
+  wire::Envelope reset;
+  reset.mutable_stream_reset()->set_next_sequence(*first);
+  reset.mutable_stream_reset()->set_reason(reason);
+  if (!peer.identity.empty()) {
+    Status sent = Send(stream_socket_, reset, peer.identity);
+    if (!sent.ok()) LogWarning("stream reset to " + site + " not sent: " + sent.message());
+  }
+  Pump(site);
+}
+
+void Master::Maintain() {
+  auto pruned = store_->Prune(options_.outbox_quota, clock_->NowMicros());
+  if (!pruned.ok()) {
+    LogError("pruning the outbox: " + pruned.status().message());
+    return;
+  }
+  for (const auto& site : pruned->past_quota) {
+    auto peer = peers_.find(site);
+    if (peer == peers_.end() || peer->second.past_quota) continue;  // said once per crossing
+    peer->second.past_quota = true;
+    LogError("site " + site + " fell past the outbox quota of " +
+             std::to_string(options_.outbox_quota) +
+             " messages: its oldest unacknowledged messages were dropped from the outbox; it "
+             "will get a snapshot");
+  }
+  for (const auto& position : store_->Streams()) {
+    auto it = peers_.find(position.site);
+    if (it == peers_.end()) continue;
+    const uint64_t backlog = position.latest_sequence - position.acknowledged_sequence;
+    const bool near = backlog * 10 >= options_.outbox_quota * 8;
+    if (near && !it->second.warned) {
+      LogWarning("site " + position.site + " is " + std::to_string(backlog) +
+                 " messages behind, 80% of the outbox quota of " +
+                 std::to_string(options_.outbox_quota) + ": past it, it will need a snapshot");
+    }
+    it->second.warned = near;
+  }
+}
+
+StreamPosition Master::PositionOf(const std::string& site) const {
+  for (const auto& position : store_->Streams()) {
+    if (position.site == site) return position;
+  }
+  return {};
+}
+
 void Master::SendHeartbeats() {
   for (const auto& position : store_->Streams()) {
     auto it = peers_.find(position.site);
@@ -242,6 +321,10 @@ wire::MasterStatus Master::CurrentStatus() const {
     stream->set_site(position.site);
     stream->set_latest_sequence(position.latest_sequence);
     stream->set_acknowledged_sequence(position.acknowledged_sequence);
+    stream->set_outbox_entries(position.latest_sequence >= position.first_available
+                                   ? position.latest_sequence - position.first_available + 1
+                                   : 0);
+    stream->set_outbox_quota(options_.outbox_quota);
     auto it = peers_.find(position.site);
     stream->set_connected(it != peers_.end() && !it->second.identity.empty() &&
                           now - it->second.last_heard < 3 * options_.heartbeat_interval);

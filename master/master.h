@@ -21,6 +21,8 @@ struct MasterOptions {
   std::string db_path = "master.db";                     // the SQLite master database
   std::chrono::milliseconds heartbeat_interval{1000};    // to every connected replica
   uint32_t stream_window = 1000;  // messages sent to a replica and not yet acknowledged
+  // Unacknowledged messages kept per site; past it the oldest go and the site gets a snapshot.
+  uint64_t outbox_quota = 1000000;
 };
 
 // ferry-master: owns the master database, takes transactions on its submit port, and streams
@@ -49,6 +51,8 @@ class Master {
     uint64_t next_to_send = 1;  // the next sequence to send it
     uint64_t acknowledged = 0;  // it has stored everything up to here
     std::chrono::steady_clock::time_point last_heard{};
+    bool warned = false;      // of its backlog nearing the quota
+    bool past_quota = false;  // its oldest unacknowledged messages were dropped
   };
 
   Master(zmq::context_t& context, MasterOptions options, std::shared_ptr<const Catalog> catalog,
@@ -60,7 +64,12 @@ class Master {
   void OnAck(const std::string& identity, const wire::Ack& ack);
   // Sends `site` what its window allows.
   void Pump(const std::string& site);
+  // Streams `site` a snapshot: it asked for what the outbox no longer holds, for `reason`.
+  void RestartWithSnapshot(const std::string& site, const std::string& reason);
   void SendHeartbeats();
+  // Prunes the outbox and warns of sites heading for the quota.
+  void Maintain();
+  StreamPosition PositionOf(const std::string& site) const;
   wire::MasterStatus CurrentStatus() const;
 
   MasterOptions options_;

@@ -22,6 +22,12 @@ struct StreamPosition {
   std::string site;
   uint64_t latest_sequence = 0;        // the newest message on the stream
   uint64_t acknowledged_sequence = 0;  // the replica has stored everything up to here
+  uint64_t first_available = 1;        // the oldest sequence the outbox holds (latest + 1: none)
+};
+
+struct PruneResult {
+  size_t entries = 0;                   // outbox entries removed
+  std::vector<std::string> past_quota;  // sites whose unacknowledged entries went too
 };
 
 // The master's database: the LU tables, the outbox of every replica's stream and the stream
@@ -39,8 +45,18 @@ class MasterStore {
                                              int64_t commit_time_us) = 0;
 
   // Puts a Receive_Configuration message on the stream of every replica site that has not
-  // been sent this configuration yet (at the first start: all of them). Returns the sites.
+  // been sent this configuration yet (at the first start: all of them), followed, on a new
+  // site's stream, by a snapshot of the rows routed to it if there are any. Returns the sites.
   virtual StatusOr<std::vector<std::string>> PublishConfiguration(int64_t now_us) = 0;
+
+  // Appends to `site`'s stream, in one transaction, the configuration and a snapshot of every
+  // row it routes to the site (Receive_Snapshot parts, parents' rows first; the first part
+  // empties the site's LU tables). Returns the sequence of the configuration message.
+  virtual StatusOr<uint64_t> AppendSnapshot(const std::string& site, int64_t now_us) = 0;
+
+  // Removes outbox entries that their site acknowledged, and entries beyond the newest
+  // `quota` of a site (that site will need a snapshot), and idempotency keys over 24 hours old.
+  virtual StatusOr<PruneResult> Prune(uint64_t quota, int64_t now_us) = 0;
 
   // Up to `max` entries of `site`'s stream from `from_sequence` on, in order.
   virtual StatusOr<std::vector<OutboxEntry>> ReadOutbox(const std::string& site,

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <map>
 
 #include "common/lu_tables.h"
@@ -14,6 +15,10 @@ CREATE TABLE IF NOT EXISTS ferry_streams (
   latest_sequence INTEGER NOT NULL,
   acknowledged_sequence INTEGER NOT NULL,
   configuration_digest TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS ferry_submits (
+  idempotency_key TEXT PRIMARY KEY,
+  committed_at_us INTEGER NOT NULL,
+  reply BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS ferry_outbox (
   site TEXT NOT NULL,
   sequence INTEGER NOT NULL,
@@ -47,6 +52,16 @@ class SqliteMasterStore final : public MasterStore {
       p.site = streams->ColumnText(0);
       p.latest_sequence = streams->ColumnInt(1);
       p.acknowledged_sequence = streams->ColumnInt(2);
+      p.first_available = p.latest_sequence + 1;
+    }
+    auto oldest = db_.Prepare("SELECT site, MIN(sequence) FROM ferry_outbox GROUP BY site");
+    if (!oldest.ok()) return oldest.status();
+    while (true) {
+      auto step = oldest->Step();
+      if (!step.ok()) return step.status();
+      if (*step == sqlite::Statement::StepResult::kDone) break;
+      auto it = streams_.find(oldest->ColumnText(0));
+      if (it != streams_.end()) it->second.first_available = oldest->ColumnInt(1);
     }
     auto last = db_.Prepare("SELECT value FROM ferry_meta WHERE key='last_transaction_id'");
     if (!last.ok()) return last.status();
@@ -63,6 +78,13 @@ class SqliteMasterStore final : public MasterStore {
     if (request.changes().empty()) return Status::InvalidArgument("the transaction has no changes");
     auto transaction = sqlite::Transaction::Begin(db_);
     if (!transaction.ok()) return transaction.status();
+    if (!request.idempotency_key().empty()) {
+      auto earlier = FindSubmit(request.idempotency_key());
+      if (!earlier.ok() || earlier->has_value()) {
+        if (!earlier.ok()) return earlier.status();
+        return std::move(**earlier);  // committed before: the same answer, nothing new
+      }
+    }
     const uint64_t transaction_id = last_transaction_id_ + 1;
     std::map<std::string, wire::ReplicationMessage> messages;  // by target site
     for (int i = 0; i < request.changes_size(); ++i) {
@@ -92,6 +114,14 @@ class SqliteMasterStore final : public MasterStore {
     }
     set_meta_->Bind(1, "last_transaction_id").Bind(2, std::to_string(transaction_id));
     FERRY_RETURN_IF_ERROR(set_meta_->Run());
+    if (!request.idempotency_key().empty()) {
+      std::string bytes;
+      reply.SerializeToString(&bytes);
+      FERRY_RETURN_IF_ERROR(insert_submit_->Bind(1, request.idempotency_key())
+                                .Bind(2, commit_time_us)
+                                .BindBlob(3, bytes)
+                                .Run());
+    }
     FERRY_RETURN_IF_ERROR(transaction->Commit());
     last_transaction_id_ = transaction_id;
     for (const auto& position : reply.published()) {
@@ -117,22 +147,65 @@ class SqliteMasterStore final : public MasterStore {
     }
     std::map<std::string, uint64_t> sequences;
     for (const auto& site : sites) {
-      wire::ReplicationMessage message;
-      message.set_site(site);
-      message.set_sequence(streams_[site].latest_sequence + 1);
-      message.set_message_class(wire::RECEIVE_CONFIGURATION);
-      message.set_origin_site(catalog_->proto().master_site());
-      message.set_commit_time_us(now_us);
-      *message.mutable_configuration() = catalog_->proto();
+      const bool new_stream = streams_[site].latest_sequence == 0;
+      const wire::ReplicationMessage message =
+          ConfigurationMessage(site, streams_[site].latest_sequence + 1, now_us);
       FERRY_RETURN_IF_ERROR(Append(message));
       auto mark = db_.Prepare("UPDATE ferry_streams SET configuration_digest=? WHERE site=?");
       if (!mark.ok()) return mark.status();
       FERRY_RETURN_IF_ERROR(mark->Bind(1, digest).Bind(2, site).Run());
       sequences[site] = message.sequence();
+      if (new_stream) {
+        // A site added after rows were committed: what it missed comes as a snapshot.
+        auto last =
+            AppendSnapshotParts(site, message.sequence() + 1, now_us, /*skip_if_empty=*/true);
+        if (!last.ok()) return last.status();
+        sequences[site] = *last;
+      }
     }
     FERRY_RETURN_IF_ERROR(transaction->Commit());
     for (const auto& [site, sequence] : sequences) streams_[site].latest_sequence = sequence;
     return sites;
+  }
+
+  StatusOr<uint64_t> AppendSnapshot(const std::string& site, int64_t now_us) override {
+    if (!catalog_->FindReplica(site)) return Status::NotFound("no replica site " + site);
+    auto transaction = sqlite::Transaction::Begin(db_);
+    if (!transaction.ok()) return transaction.status();
+    // The configuration comes first: the site may have none yet (a lost database).
+    const uint64_t first = streams_[site].latest_sequence + 1;
+    FERRY_RETURN_IF_ERROR(Append(ConfigurationMessage(site, first, now_us)));
+    auto last = AppendSnapshotParts(site, first + 1, now_us, /*skip_if_empty=*/false);
+    if (!last.ok()) return last.status();
+    FERRY_RETURN_IF_ERROR(transaction->Commit());
+    streams_[site].latest_sequence = *last;
+    return first;
+  }
+
+  StatusOr<PruneResult> Prune(uint64_t quota, int64_t now_us) override {
+    auto transaction = sqlite::Transaction::Begin(db_);
+    if (!transaction.ok()) return transaction.status();
+    auto prune = db_.Prepare("DELETE FROM ferry_outbox WHERE site = ? AND sequence <= ?");
+    if (!prune.ok()) return prune.status();
+    PruneResult result;
+    std::map<std::string, uint64_t> floors;
+    for (auto& [site, p] : streams_) {
+      uint64_t floor = p.acknowledged_sequence;
+      if (p.latest_sequence > quota && p.latest_sequence - quota > floor) {
+        floor = p.latest_sequence - quota;
+        if (floor >= p.first_available) result.past_quota.push_back(site);
+      }
+      if (floor < p.first_available) continue;
+      FERRY_RETURN_IF_ERROR(prune->Bind(1, site).Bind(2, static_cast<int64_t>(floor)).Run());
+      result.entries += sqlite3_changes(db_.handle());
+      floors[site] = floor;
+    }
+    auto keys = db_.Prepare("DELETE FROM ferry_submits WHERE committed_at_us < ?");
+    if (!keys.ok()) return keys.status();
+    FERRY_RETURN_IF_ERROR(keys->Bind(1, now_us - int64_t{24} * 3600 * 1000000).Run());
+    FERRY_RETURN_IF_ERROR(transaction->Commit());
+    for (const auto& [site, floor] : floors) streams_[site].first_available = floor + 1;
+    return result;
   }
 
   StatusOr<std::vector<OutboxEntry>> ReadOutbox(const std::string& site, uint64_t from_sequence,
@@ -189,10 +262,93 @@ class SqliteMasterStore final : public MasterStore {
                                   "INSERT INTO ferry_meta (key, value) VALUES (?, ?) "
                                   "ON CONFLICT (key) DO UPDATE SET value=excluded.value"));
     FERRY_RETURN_IF_ERROR(
+        prepare(insert_submit_,
+                "INSERT INTO ferry_submits (idempotency_key, committed_at_us, reply) "
+                "VALUES (?, ?, ?)"));
+    FERRY_RETURN_IF_ERROR(
+        prepare(find_submit_, "SELECT reply FROM ferry_submits WHERE idempotency_key = ?"));
+    FERRY_RETURN_IF_ERROR(
         prepare(read_outbox_,
                 "SELECT sequence, message FROM ferry_outbox WHERE site=? AND sequence>=? "
                 "ORDER BY sequence LIMIT ?"));
     return Status::Ok();
+  }
+
+  wire::ReplicationMessage ConfigurationMessage(const std::string& site, uint64_t sequence,
+                                                int64_t now_us) const {
+    wire::ReplicationMessage message;
+    message.set_site(site);
+    message.set_sequence(sequence);
+    message.set_message_class(wire::RECEIVE_CONFIGURATION);
+    message.set_origin_site(catalog_->proto().master_site());
+    message.set_commit_time_us(now_us);
+    *message.mutable_configuration() = catalog_->proto();
+    return message;
+  }
+
+  // Appends the snapshot parts of `site` from sequence `first` on and returns the last
+  // sequence used (first - 1 when `skip_if_empty` and the site gets no row).
+  // REQUIRES: in a transaction.
+  StatusOr<uint64_t> AppendSnapshotParts(const std::string& site, uint64_t first, int64_t now_us,
+                                         bool skip_if_empty) {
+    constexpr int kChangesPerPart = 500;
+    const config::ReplicaSite& replica = *catalog_->FindReplica(site);
+    uint64_t sequence = first;
+    size_t rows = 0;
+    wire::ReplicationMessage part;
+    auto flush = [&](bool last) {
+      part.set_site(site);
+      part.set_sequence(sequence++);
+      part.set_message_class(wire::RECEIVE_SNAPSHOT);
+      part.set_origin_site(catalog_->proto().master_site());
+      part.set_commit_time_us(now_us);
+      part.mutable_snapshot()->set_first(part.sequence() == first);
+      part.mutable_snapshot()->set_last(last);
+      Status appended = Append(part);
+      part.Clear();
+      return appended;
+    };
+    for (const config::LogicalUnit* lu : catalog_->ParentsFirst()) {
+      if (std::find(replica.lus().begin(), replica.lus().end(), lu->name()) ==
+          replica.lus().end()) {
+        continue;
+      }
+      FERRY_RETURN_IF_ERROR(tables_.ForEachRow(*lu, [&](Row row) {
+        if (!catalog_->RoutesTo(replica, *lu, row)) return Status::Ok();
+        wire::LuChange* change = part.add_changes();
+        change->set_lu(lu->name());
+        change->set_action(wire::NEW);
+        for (auto& [column, value] : row) {
+          const bool key = std::find(lu->key().begin(), lu->key().end(), column) != lu->key().end();
+          (*(key ? change->mutable_keys() : change->mutable_attributes()))[column] =
+              std::move(value);
+        }
+        ++rows;
+        return part.changes_size() >= kChangesPerPart ? flush(false) : Status::Ok();
+      }));
+    }
+    if (rows == 0 && skip_if_empty) return first - 1;
+    FERRY_RETURN_IF_ERROR(flush(true));
+    return sequence - 1;
+  }
+
+  // The reply to the transaction committed under `key`, if any.
+  StatusOr<std::optional<wire::SubmitReply>> FindSubmit(const std::string& key) {
+    find_submit_->Bind(1, key);
+    auto step = find_submit_->Step();
+    if (!step.ok()) return step.status();
+    std::optional<wire::SubmitReply> reply;
+    if (*step == sqlite::Statement::StepResult::kRow) {
+      reply.emplace();
+      std::string_view bytes = find_submit_->ColumnBlob(0);
+      if (!reply->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+        find_submit_->Reset();
+        return Status::Malformed("the stored reply of idempotency key '" + key +
+                                 "' does not decode");
+      }
+    }
+    find_submit_->Reset();
+    return reply;
   }
 
   // Stores `message` as the next entry of its site's stream. REQUIRES: in a transaction.
@@ -214,7 +370,7 @@ class SqliteMasterStore final : public MasterStore {
   std::map<std::string, StreamPosition> streams_;  // by site; mirrors ferry_streams
   uint64_t last_transaction_id_ = 0;
   std::optional<sqlite::Statement> insert_outbox_, set_latest_, set_acknowledged_, set_meta_,
-      read_outbox_;
+      read_outbox_, insert_submit_, find_submit_;
 };
 
 }  // namespace

@@ -64,13 +64,15 @@ std::string MessageClassName(wire::MessageClass message_class) {
       return "Receive_Message";
     case wire::RECEIVE_CONFIGURATION:
       return "Receive_Configuration";
+    case wire::RECEIVE_SNAPSHOT:
+      return "Receive_Snapshot";
     default:
       return "Unknown";
   }
 }
 
 bool ParseMessageClass(const std::string& name, wire::MessageClass* message_class) {
-  for (auto c : {wire::RECEIVE_MESSAGE, wire::RECEIVE_CONFIGURATION}) {
+  for (auto c : {wire::RECEIVE_MESSAGE, wire::RECEIVE_CONFIGURATION, wire::RECEIVE_SNAPSHOT}) {
     if (name == MessageClassName(c)) {
       *message_class = c;
       return true;

@@ -199,6 +199,19 @@ void Replica::HandleStream() {
       } else {
         batch.push_back(std::move(message));
       }
+    } else if (envelope.has_stream_reset()) {
+      const wire::StreamReset& reset = envelope.stream_reset();
+      if (!StoreBatch(batch)) return;
+      batch.clear();
+      if (reset.next_sequence() <= store_->LastReceivedSequence()) continue;  // a stale reset
+      Status skipped = store_->SkipTo(reset.next_sequence() - 1);
+      if (!skipped.ok()) {
+        LogError("stream reset to " + std::to_string(reset.next_sequence()) + ": " +
+                 skipped.message());
+        return;
+      }
+      LogWarning("the master resets this site's stream to sequence " +
+                 std::to_string(reset.next_sequence()) + ", a snapshot: " + reset.reason());
     } else if (envelope.has_heartbeat()) {
       if (envelope.heartbeat().latest_sequence() >= expected && batch.empty()) gap = true;
     } else if (envelope.has_error()) {
@@ -208,24 +221,29 @@ void Replica::HandleStream() {
     }
   }
   if (!batch.empty()) {
-    // One durable transaction for everything that arrived together, then one ack.
-    auto posted = store_->StoreMessages(
-        batch, [this](wire::MessageClass c) { return options_.queues.QueueFor(c).name; },
-        clock_->NowMicros());
-    if (!posted.ok()) {
-      LogError("storing messages " + std::to_string(batch.front().sequence()) + ".." +
-               std::to_string(batch.back().sequence()) + ": " + posted.status().message());
-      return;  // not acknowledged: the master sends them again after our next hello
-    }
-    Post(std::move(posted).value());
-    wire::Envelope ack;
-    ack.mutable_ack()->set_site(options_.site);
-    ack.mutable_ack()->set_sequence(store_->LastReceivedSequence());
-    (void)Send(stream_socket_, ack);
-    Dispatch();
+    if (StoreBatch(batch)) Dispatch();
   } else if (gap) {
     SayHello();  // the master streams again from the first sequence we lack
   }
+}
+
+bool Replica::StoreBatch(const std::vector<wire::ReplicationMessage>& batch) {
+  if (batch.empty()) return true;
+  // One durable transaction for everything that arrived together, then one ack.
+  auto posted = store_->StoreMessages(
+      batch, [this](wire::MessageClass c) { return options_.queues.QueueFor(c).name; },
+      clock_->NowMicros());
+  if (!posted.ok()) {
+    LogError("storing messages " + std::to_string(batch.front().sequence()) + ".." +
+             std::to_string(batch.back().sequence()) + ": " + posted.status().message());
+    return false;  // not acknowledged: the master sends them again after our next hello
+  }
+  Post(std::move(posted).value());
+  wire::Envelope ack;
+  ack.mutable_ack()->set_site(options_.site);
+  ack.mutable_ack()->set_sequence(store_->LastReceivedSequence());
+  (void)Send(stream_socket_, ack);
+  return true;
 }
 
 void Replica::Post(std::vector<Job> jobs) {

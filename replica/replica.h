@@ -70,6 +70,8 @@ class Replica {
           std::unique_ptr<ReplicaStore> store, BatchQueues scheduler);
 
   void HandleStream();
+  // Stores and posts `batch` and acknowledges it; false (logged) if it could not be stored.
+  bool StoreBatch(const std::vector<wire::ReplicationMessage>& batch);
   void HandleWorkers();
   void HandleControl();
   void SayHello();

@@ -55,6 +55,9 @@ class ReplicaStore {
       const std::function<std::string(wire::MessageClass)>& queue_for, int64_t now_us) = 0;
 
   virtual uint64_t LastReceivedSequence() const = 0;
+  // The master superseded the stream up to `sequence` (a snapshot follows): continue after it.
+  // REQUIRES: sequence >= LastReceivedSequence().
+  virtual Status SkipTo(uint64_t sequence) = 0;
 
   // Jobs not finished (not Ready, not Skipped), by sequence, messages included.
   virtual StatusOr<std::vector<Job>> UnfinishedJobs() = 0;

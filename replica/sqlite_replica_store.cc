@@ -151,6 +151,20 @@ class SqliteReplicaStore final : public ReplicaStore {
 
   uint64_t LastReceivedSequence() const override { return last_received_; }
 
+  Status SkipTo(uint64_t sequence) override {
+    if (sequence < last_received_) {
+      return Status::InvalidArgument("cannot skip back to " + std::to_string(sequence) + " from " +
+                                     std::to_string(last_received_));
+    }
+    auto set_last = Cached(
+        "INSERT INTO ferry_meta (key, value) VALUES ('last_received_sequence', ?) "
+        "ON CONFLICT (key) DO UPDATE SET value=excluded.value");
+    if (!set_last.ok()) return set_last.status();
+    FERRY_RETURN_IF_ERROR((*set_last)->Bind(1, std::to_string(sequence)).Run());
+    last_received_ = sequence;
+    return Status::Ok();
+  }
+
   StatusOr<std::vector<Job>> UnfinishedJobs() override {
     auto statement = db_.Prepare(
         "SELECT j.job_id, j.sequence, j.queue, j.state, j.attempts, j.released_attempts, "
@@ -437,8 +451,16 @@ class SqliteReplicaStore final : public ReplicaStore {
     if (!parsed) return Status::Malformed(job_name + ": its stored message does not decode");
     if (message.message_class() == wire::RECEIVE_CONFIGURATION) {
       FERRY_RETURN_IF_ERROR(InstallConfiguration(message).Annotate(job_name));
+    } else if (message.message_class() != wire::RECEIVE_MESSAGE &&
+               message.message_class() != wire::RECEIVE_SNAPSHOT) {
+      return Status::InvalidArgument(job_name + ": unknown message class " +
+                                     std::to_string(message.message_class()));
     } else {
       FERRY_RETURN_IF_ERROR(LoadConfiguration().Annotate(job_name));
+      if (message.snapshot().first()) {
+        // A snapshot replaces everything: the rows it does not bring must go.
+        FERRY_RETURN_IF_ERROR(tables_->DeleteAll().Annotate(job_name));
+      }
       for (int i = 0; i < message.changes_size(); ++i) {
         const std::string where = job_name + ", change " + std::to_string(i + 1);
         FERRY_RETURN_IF_ERROR(catalog_->ValidateChange(message.changes(i)).Annotate(where));

@@ -5,8 +5,8 @@
 #include <signal.h>
 
 #include <cstdlib>
-#include <set>
 #include <fstream>
+#include <set>
 
 #include "common/catalog.h"
 #include "common/site_rows.h"
