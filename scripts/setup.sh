@@ -10,6 +10,7 @@ packages=(
   libboost-program-options-dev
   libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev
+  clang libclang-rt-14-dev
 )
 
 missing=()

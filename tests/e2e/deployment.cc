@@ -1,5 +1,7 @@
 #include "e2e/deployment.h"
 
+#include <signal.h>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -8,12 +10,26 @@
 
 namespace ferry::testing {
 
-Status Deployment::StartMaster() {
-  auto master = ChildProcess::Start(
-      {Executable("ferry-master"), "--master-config", DeployedMasterConfiguration(), "--db",
-       master_db(), "--submit-endpoint", "tcp://127.0.0.1:*", "--stream-endpoint",
-       "tcp://127.0.0.1:*", "--heartbeat-ms", "200", "--ready-file", dir_.File("master.ready")},
-      dir_.File("master.log"));
+Status Deployment::StartMaster(const std::vector<std::string>& extra_args,
+                               const std::string& config) {
+  master_.reset();
+  const bool restart = !submit_endpoint_.empty();
+  std::filesystem::remove(dir_.File("master.ready"));
+  std::vector<std::string> argv = {Executable("ferry-master"),
+                                   "--master-config",
+                                   config,
+                                   "--db",
+                                   master_db(),
+                                   "--submit-endpoint",
+                                   restart ? submit_endpoint_ : "tcp://127.0.0.1:*",
+                                   "--stream-endpoint",
+                                   restart ? stream_endpoint_ : "tcp://127.0.0.1:*",
+                                   "--heartbeat-ms",
+                                   "200",
+                                   "--ready-file",
+                                   dir_.File("master.ready")};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  auto master = ChildProcess::Start(argv, dir_.File("master.log"));
   if (!master.ok()) return master.status();
   master_.emplace(std::move(master).value());
   auto ready = ReadReadyFile(dir_.File("master.ready"), std::chrono::seconds(10));
@@ -23,6 +39,23 @@ Status Deployment::StartMaster() {
   submit_endpoint_ = ready["submit"];
   stream_endpoint_ = ready["stream"];
   return Status::Ok();
+}
+
+void Deployment::KillMaster() {
+  if (master_) master_->Signal(SIGKILL);
+  master_.reset();
+}
+
+void Deployment::KillReplica(const std::string& site) {
+  auto it = replicas_.find(site);
+  if (it == replicas_.end()) return;
+  it->second.Signal(SIGKILL);
+  replicas_.erase(it);
+}
+
+int Deployment::ReplicaPid(const std::string& site) const {
+  auto it = replicas_.find(site);
+  return it == replicas_.end() ? 0 : it->second.pid();
 }
 
 Status Deployment::StartReplica(const std::string& site,

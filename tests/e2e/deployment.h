@@ -22,7 +22,14 @@ class Deployment {
  public:
   explicit Deployment(const TempDir& dir) : dir_(dir) {}
 
-  Status StartMaster();
+  // Starts the master; after a first start, on the same ports (so replicas and clients find
+  // it again). `config` defaults to the deployed master configuration.
+  Status StartMaster(const std::vector<std::string>& extra_args = {},
+                     const std::string& config = DeployedMasterConfiguration());
+  void KillMaster();  // SIGKILL, no warning
+  // SIGKILL to the replica of `site`, which stays down until started again.
+  void KillReplica(const std::string& site);
+  int ReplicaPid(const std::string& site) const;
   // Starts (or restarts: the running one is stopped first) the replica of `site`, with
   // `extra_args` for ferry-replica.
   Status StartReplica(const std::string& site, const std::vector<std::string>& extra_args = {});
@@ -51,6 +58,7 @@ class Deployment {
   const TempDir& dir_;
   zmq::context_t context_;
   std::optional<ChildProcess> master_;
+  std::vector<std::string> master_args_;          // of the last start, for a restart
   std::map<std::string, ChildProcess> replicas_;  // by site
   std::string submit_endpoint_, stream_endpoint_;
   std::map<std::string, std::string> control_endpoints_, worker_endpoints_;  // by site

@@ -1,0 +1,462 @@
+// Process-level tests of what Ferry promises when things break: snapshots for a site that
+// fell past the outbox quota, lost its database or was added later; outbox retention;
+// SIGKILL of workers, replicas and the master during a long run; hostile bytes on every port;
+// and SIGTERM. Every test stops by itself.
+#include <gmock/gmock.h>
+#include <signal.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+#include <zmq_addon.hpp>
+
+#include "common/catalog.h"
+#include "common/child_process.h"
+#include "common/codec.h"
+#include "common/node_client.h"
+#include "common/site_rows.h"
+#include "common/sqlite.h"
+#include "common/workload.h"
+#include "e2e/deployment.h"
+#include "test_util.h"
+
+namespace ferry {
+namespace {
+
+using testing::Change;
+using testing::Deployment;
+using ::testing::HasSubstr;
+using testing::TempDir;
+using testing::Transaction;
+
+class ReliabilityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto catalog = Catalog::Load(testing::DeployedMasterConfiguration());
+    ASSERT_OK(catalog.status());
+    catalog_ = *catalog;
+  }
+
+  void ExpectRowsEqualMaster(const std::string& site, const Catalog* catalog = nullptr) {
+    auto comparisons = CompareSiteRows(catalog ? *catalog : *catalog_, deployment_.master_db(),
+                                       deployment_.db(site), site);
+    ASSERT_OK(comparisons.status());
+    for (const auto& c : *comparisons) {
+      EXPECT_TRUE(c.equal()) << site << " " << c.lu << ": " << c.first_difference;
+      EXPECT_GT(c.replica_rows, 0u) << site << " " << c.lu;
+    }
+  }
+
+  // Attempts that applied (outcome Ready) per job at `site`.
+  std::map<uint64_t, int> AppliedAttempts(const std::string& site) {
+    std::map<uint64_t, int> applied;
+    auto db = sqlite::Db::Open(deployment_.db(site), {.create = false});
+    EXPECT_OK(db.status());
+    if (!db.ok()) return applied;
+    auto statement = db->Prepare(
+        "SELECT job_id, COUNT(*) FROM ferry_job_attempts WHERE outcome = 'Ready' GROUP BY job_id");
+    EXPECT_OK(statement.status());
+    while (statement.ok()) {
+      auto step = statement->Step();
+      if (!step.ok() || *step == sqlite::Statement::StepResult::kDone) break;
+      applied[statement->ColumnInt(0)] = static_cast<int>(statement->ColumnInt(1));
+    }
+    return applied;
+  }
+
+  wire::StreamStatus Stream(const std::string& site) {
+    auto status = deployment_.MasterStatus();
+    EXPECT_OK(status.status());
+    if (status.ok()) {
+      for (const auto& stream : status->streams()) {
+        if (stream.site() == site) return stream;
+      }
+    }
+    return {};
+  }
+
+  TempDir dir_;
+  std::shared_ptr<const Catalog> catalog_;
+  Deployment deployment_{dir_};
+  OrdersWorkload workload_;
+};
+
+TEST_F(ReliabilityTest, SiteThatFellPastTheQuotaGetsASnapshotThenTheStream) {
+  ASSERT_OK(deployment_.StartMaster({"--outbox-quota", "40"}));
+  // SITE-A is down while the master takes far more than the quota.
+  ASSERT_OK(deployment_.SubmitWorkload(workload_, 1, 300, /*setup=*/true));
+  ASSERT_TRUE(testing::WaitFor([&] { return Stream("SITE-A").outbox_entries() <= 40; },
+                               std::chrono::seconds(10)));
+  EXPECT_THAT(testing::ReadFile(dir_.File("master.log")),
+              HasSubstr("site SITE-A fell past the outbox quota of 40 messages"));
+  ASSERT_OK(deployment_.StartReplica("SITE-A"));
+  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(60)));
+  ExpectRowsEqualMaster("SITE-A");
+  EXPECT_THAT(testing::ReadFile(deployment_.log("SITE-A")),
+              HasSubstr("resets this site's stream to sequence"));
+  // After the snapshot, the stream goes on: no gap, no overlap.
+  ASSERT_OK(deployment_.SubmitWorkload(workload_, 301, 400, /*setup=*/false));
+  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(60)));
+  ExpectRowsEqualMaster("SITE-A");
+}
+
+TEST_F(ReliabilityTest, SiteThatLostItsDatabaseGetsASnapshot) {
+  ASSERT_OK(deployment_.StartMaster());
+  ASSERT_OK(deployment_.StartReplica("SITE-B"));
+  ASSERT_OK(deployment_.SubmitWorkload(workload_, 1, 200, /*setup=*/true));
+  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(60)));
+  ASSERT_TRUE(testing::WaitFor([&] { return Stream("SITE-B").outbox_entries() == 0; },
+                               std::chrono::seconds(10)))
+      << "acknowledged entries are pruned from the outbox";
+  deployment_.StopReplica("SITE-B");
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::filesystem::remove(deployment_.db("SITE-B") + suffix);
+  }
+  ASSERT_OK(deployment_.SubmitWorkload(workload_, 201, 250, /*setup=*/false));
+  ASSERT_OK(deployment_.StartReplica("SITE-B"));
+  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(60)));
+  ExpectRowsEqualMaster("SITE-B");
+  EXPECT_THAT(testing::ReadFile(dir_.File("master.log")),
+              HasSubstr("its database was lost or replaced"));
+}
+
+TEST_F(ReliabilityTest, SiteAddedAfterRowsExistGetsASnapshot) {
+  ASSERT_OK(deployment_.StartMaster());
+  ASSERT_OK(deployment_.SubmitWorkload(workload_, 1, 150, /*setup=*/true));
+  // The master configuration gains SITE-C, which gets company C1 like SITE-A.
+  const std::string config = dir_.File("three_sites.txtpb");
+  {
+    std::ofstream out(config);
+    out << testing::ReadFile(testing::DeployedMasterConfiguration())
+        << "replicas {\n  name: \"SITE-C\"\n  companies: \"C1\"\n"
+        << "  sites: [ \"C1-S1\", \"C1-S2\", \"C1-S3\" ]\n"
+        << "  lus: [ \"Company\", \"Site\", \"Customer\", \"Item\", \"CustomerOrder\", "
+           "\"CustomerOrderLine\" ]\n}\n";
+  }
+  auto three_sites = Catalog::Load(config);
+  ASSERT_OK(three_sites.status());
+  ASSERT_OK(deployment_.StartMaster({}, config));
+  ASSERT_OK(deployment_.StartReplica("SITE-C"));
+  ASSERT_OK(deployment_.SubmitWorkload(workload_, 151, 200, /*setup=*/false));
+  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(60)));
+  ExpectRowsEqualMaster("SITE-C", three_sites->get());
+}
+
+// The long run: the reference workload while workers, replicas and the master are killed with
+// SIGKILL at random points and restarted, and one replica is stopped for a while.
+TEST_F(ReliabilityTest, NothingIsLostOrAppliedTwiceThroughKillsAndRestarts) {
+  constexpr uint64_t kTransactions = 20000;
+  ASSERT_OK(deployment_.StartMaster());
+  ASSERT_OK(deployment_.StartReplica("SITE-A"));
+  ASSERT_OK(deployment_.StartReplica("SITE-B"));
+  // Each transaction has an idempotency key, so a retry after a lost reply (the master died
+  // after committing) does not commit it twice.
+  std::atomic<uint64_t> submitted{0};
+  std::atomic<bool> failed{false};
+  const std::string submit_endpoint = deployment_.submit_endpoint();
+  std::thread load([&] {
+    zmq::context_t context;
+    OrdersWorkload workload;
+    auto submit = [&](wire::SubmitRequest request, const std::string& key) {
+      request.set_idempotency_key(key);
+      for (int tries = 0; tries < 200; ++tries) {
+        NodeClient client(context, submit_endpoint, 1000);
+        auto reply = client.Submit(request);
+        if (reply.ok()) return true;
+        if (reply.status().code() != Status::Code::kUnavailable) {
+          ADD_FAILURE() << key << ": " << reply.status().ToString();
+          return false;
+        }
+      }
+      ADD_FAILURE() << key << ": no answer from the master";
+      return false;
+    };
+    int n = 0;
+    for (const auto& request : workload.SetUp()) {
+      if (!submit(request, "setup-" + std::to_string(n++))) return failed.store(true);
+    }
+    for (uint64_t i = 1; i <= kTransactions; ++i) {
+      if (!submit(workload.Transaction(i), "tx-" + std::to_string(i))) return failed.store(true);
+      submitted = i;
+    }
+  });
+
+  std::mt19937 random(7);
+  std::map<std::string, int> kills;
+  while (submitted < kTransactions && !failed) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(700 + random() % 900));
+    const std::string site = random() % 2 ? "SITE-A" : "SITE-B";
+    switch (random() % 4) {
+      case 0: {  // a worker of either queue
+        auto status = deployment_.ReplicaStatus(site);
+        if (status.ok() && status->workers_size() > 0 &&
+            kill(status->workers(random() % status->workers_size()).pid(), SIGKILL) == 0) {
+          ++kills["worker"];
+        }
+        break;
+      }
+      case 1:
+        deployment_.KillReplica(site);
+        ASSERT_OK(deployment_.StartReplica(site));
+        ++kills["replica"];
+        break;
+      case 2:
+        deployment_.KillMaster();
+        ASSERT_OK(deployment_.StartMaster());
+        ++kills["master"];
+        break;
+      case 3:  // a site down for a while
+        if (kills["stopped"] < 2) {
+          deployment_.StopReplica(site);
+          std::this_thread::sleep_for(std::chrono::seconds(2));
+          ASSERT_OK(deployment_.StartReplica(site));
+          ++kills["stopped"];
+        }
+        break;
+    }
+  }
+  load.join();
+  ASSERT_FALSE(failed);
+  EXPECT_GE(kills["worker"], 2);
+  EXPECT_GE(kills["replica"], 2);
+  EXPECT_GE(kills["master"], 2);
+  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(300))) << "logs in " << dir_.path();
+
+  // Every transaction committed once at the master...
+  auto master = deployment_.MasterStatus();
+  ASSERT_OK(master.status());
+  EXPECT_EQ(master->last_transaction_id(), workload_.SetUp().size() + kTransactions);
+  // ...reached its sites exactly...
+  ExpectRowsEqualMaster("SITE-A");
+  ExpectRowsEqualMaster("SITE-B");
+  // ...and every job was applied exactly once.
+  for (const std::string site : {"SITE-A", "SITE-B"}) {
+    auto status = deployment_.ReplicaStatus(site);
+    ASSERT_OK(status.status());
+    auto applied = AppliedAttempts(site);
+    EXPECT_EQ(applied.size(), status->last_received_sequence()) << site;
+    for (const auto& [job, count] : applied) {
+      EXPECT_EQ(count, 1) << site << " job " << job << " applied " << count << " times";
+    }
+  }
+  std::cout << "kills: worker " << kills["worker"] << ", replica " << kills["replica"]
+            << ", master " << kills["master"] << ", replica stopped " << kills["stopped"] << "\n";
+}
+
+// Random bytes, truncated and oversized frames, the wrong protocol version, valid protobuf of
+// the wrong kind and unknown names on every port of every node, while a replication run goes
+// on beside them.
+TEST_F(ReliabilityTest, HostileInputOnEveryPortIsAnsweredAndLosesNothing) {
+  ASSERT_OK(deployment_.StartMaster());
+  ASSERT_OK(deployment_.StartReplica("SITE-A"));
+  std::atomic<bool> done{false};
+  std::thread load([&] {
+    EXPECT_OK(deployment_.SubmitWorkload(workload_, 1, 1500, /*setup=*/true));
+    done = true;
+  });
+
+  zmq::context_t context;
+  std::mt19937 random(99);
+  auto random_bytes = [&](size_t n) {
+    std::string bytes(n, '\0');
+    for (auto& b : bytes) b = static_cast<char>(random());
+    return bytes;
+  };
+  auto envelope_bytes = [](const wire::Envelope& envelope) { return envelope.SerializeAsString(); };
+  wire::Envelope wrong_kind;  // valid, but no port takes a JobList from a client
+  wrong_kind.mutable_job_list();
+  wire::Envelope unknown_lu;
+  *unknown_lu.mutable_submit_request() =
+      Transaction({Change("Spaceship", wire::NEW, {{"id", "1"}})});
+  wire::Envelope unknown_site;
+  unknown_site.mutable_stream_hello()->set_site("SITE-Z");
+  wire::Envelope unknown_queue;
+  unknown_queue.mutable_worker_hello()->set_queue("NO_SUCH_QUEUE");
+  wire::Envelope stray_outcome;  // an outcome for a job nobody was given
+  stray_outcome.mutable_job_outcome()->set_job_id(999999);
+  stray_outcome.mutable_job_outcome()->set_ready(true);
+
+  const std::vector<std::vector<std::string>> attacks = {
+      {random_bytes(64)},
+      {"FERRY/1", random_bytes(200)},
+      {"FERRY/1"},                                      // truncated: no body
+      {"FERRY/1", std::string("\x0a\xff\xff\xff", 4)},  // truncated protobuf
+      {"FERRY/2", envelope_bytes(unknown_lu)},
+      {"FERRY/1", envelope_bytes(wrong_kind)},
+      {"FERRY/1", envelope_bytes(unknown_lu)},
+      {"FERRY/1", envelope_bytes(unknown_site)},
+      {"FERRY/1", envelope_bytes(unknown_queue)},
+      {"FERRY/1", envelope_bytes(stray_outcome)},
+      {"FERRY/1", std::string(kMaxBodyBytes + 4096, 'x')},  // oversized: the peer is dropped
+  };
+  const std::vector<std::string> ports = {deployment_.submit_endpoint(), "stream",
+                                          deployment_.control_endpoint("SITE-A"),
+                                          deployment_.worker_endpoint("SITE-A")};
+  auto master_stream = [&] {
+    // The stream endpoint is in the master's ready file.
+    return testing::ReadReadyFile(dir_.File("master.ready"), std::chrono::seconds(1))["stream"];
+  };
+  int answered = 0;
+  for (int round = 0; round < 3; ++round) {
+    for (std::string port : ports) {
+      if (port == "stream") port = master_stream();
+      for (const auto& frames : attacks) {
+        zmq::socket_t socket(context, zmq::socket_type::dealer);
+        socket.set(zmq::sockopt::linger, 0);
+        socket.connect(port);
+        std::vector<zmq::message_t> message;
+        for (const auto& f : frames) message.emplace_back(f.data(), f.size());
+        ASSERT_TRUE(zmq::send_multipart(socket, message));
+        // Where the pattern has a reply, it is an Error naming the problem.
+        auto reply = ReceiveWithin(socket, 200);
+        if (reply.ok()) {
+          EXPECT_TRUE(reply->has_error()) << port << ": " << BodyName(*reply);
+          EXPECT_FALSE(reply->error().message().empty());
+          ++answered;
+        }
+      }
+    }
+  }
+  EXPECT_GT(answered, 20);
+  load.join();
+  // Every node still serves, and the run beside the attacks lost nothing.
+  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(60)));
+  ExpectRowsEqualMaster("SITE-A");
+  const std::string master_log = testing::ReadFile(dir_.File("master.log"));
+  EXPECT_THAT(master_log, HasSubstr("unsupported protocol version 'FERRY/2'"));
+  EXPECT_THAT(master_log, HasSubstr("does not decode as a Ferry envelope"));
+  EXPECT_THAT(master_log, HasSubstr("SITE-Z"));
+  const std::string replica_log = testing::ReadFile(deployment_.log("SITE-A"));
+  EXPECT_THAT(replica_log, HasSubstr("control port: rejected message"));
+  EXPECT_THAT(replica_log, HasSubstr("worker port: rejected message"));
+  EXPECT_THAT(replica_log, HasSubstr("NO_SUCH_QUEUE"));
+}
+
+// The test plays the master on a ROUTER socket, so it can send what a real master never
+// would over one TCP connection: a gap, a duplicate, an unknown message class.
+TEST_F(ReliabilityTest, ReplicaAsksAgainOnAGapAndDropsDuplicates) {
+  zmq::context_t context;
+  zmq::socket_t master(context, zmq::socket_type::router);
+  master.set(zmq::sockopt::linger, 0);
+  auto endpoint = Bind(master, "tcp://127.0.0.1:*");
+  ASSERT_OK(endpoint.status());
+  // The replica's own port options; only the master endpoint is ours.
+  std::filesystem::remove(dir_.File("SITE-A.ready"));
+  auto replica =
+      ChildProcess::Start({testing::Executable("ferry-replica"), "--site", "SITE-A", "--master",
+                           *endpoint, "--db", deployment_.db("SITE-A"), "--control-endpoint",
+                           "tcp://127.0.0.1:*", "--ready-file", dir_.File("SITE-A.ready")},
+                          deployment_.log("SITE-A"));
+  ASSERT_OK(replica.status());
+  const std::string control =
+      testing::ReadReadyFile(dir_.File("SITE-A.ready"), std::chrono::seconds(10))["control"];
+  ASSERT_FALSE(control.empty());
+
+  // Waits for the replica's next StreamHello or Ack on the fake master.
+  std::string identity;
+  auto next_from_replica = [&](bool want_hello) -> StatusOr<uint64_t> {
+    for (int i = 0; i < 100; ++i) {
+      zmq::pollitem_t item{master.handle(), 0, ZMQ_POLLIN, 0};
+      FERRY_RETURN_IF_ERROR(Poll(&item, 1, std::chrono::milliseconds(100)));
+      auto received = TryReceive(master, /*router=*/true);
+      if (!received || !received->envelope.ok()) continue;
+      identity = received->identity;
+      if (want_hello && received->envelope->has_stream_hello()) {
+        return received->envelope->stream_hello().next_sequence();
+      }
+      if (!want_hello && received->envelope->has_ack()) return received->envelope->ack().sequence();
+    }
+    return Status::Unavailable("nothing from the replica");
+  };
+  auto send = [&](uint64_t sequence, wire::MessageClass message_class) {
+    wire::Envelope envelope;
+    wire::ReplicationMessage* m = envelope.mutable_replication_message();
+    m->set_site("SITE-A");
+    m->set_sequence(sequence);
+    m->set_message_class(message_class);
+    if (message_class == wire::RECEIVE_CONFIGURATION)
+      *m->mutable_configuration() = catalog_->proto();
+    if (message_class == wire::RECEIVE_MESSAGE) {
+      *m->add_changes() =
+          Change("Company", wire::NEW, {{"company_id", "C" + std::to_string(sequence)}});
+    }
+    ASSERT_OK(Send(master, envelope, identity));
+  };
+  auto hello = next_from_replica(true);
+  ASSERT_OK(hello.status());
+  EXPECT_EQ(*hello, 1u);
+  send(1, wire::RECEIVE_CONFIGURATION);
+  auto ack = next_from_replica(false);
+  ASSERT_OK(ack.status());
+  EXPECT_EQ(*ack, 1u);
+  send(3, wire::RECEIVE_MESSAGE);  // 2 is missing
+  hello = next_from_replica(true);
+  ASSERT_OK(hello.status());
+  EXPECT_EQ(*hello, 2u) << "a gap makes the replica ask again from the first it lacks";
+  send(2, wire::RECEIVE_MESSAGE);
+  send(2, wire::RECEIVE_MESSAGE);  // a duplicate
+  send(3, wire::RECEIVE_MESSAGE);
+  send(4, static_cast<wire::MessageClass>(99));  // a class this protocol does not know
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        auto a = next_from_replica(false);
+        return a.ok() && *a == 4;
+      },
+      std::chrono::seconds(10)));
+  NodeClient client(context, control, 2000);
+  wire::Envelope query;
+  query.mutable_job_query()->set_limit(100);
+  StatusOr<wire::Envelope> jobs = Status::Unavailable("not asked");
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        jobs = client.Call(query);
+        if (!jobs.ok() || jobs->job_list().jobs_size() != 4) return false;
+        return jobs->job_list().jobs(0).state() == "Error";  // newest first: sequence 4
+      },
+      std::chrono::seconds(10)));
+  ASSERT_EQ(jobs->job_list().jobs_size(), 4) << "one job per sequence: the duplicate was dropped";
+  EXPECT_THAT(jobs->job_list().jobs(0).error(), HasSubstr("unknown message class 99"));
+  for (int i = 1; i < 4; ++i) EXPECT_EQ(jobs->job_list().jobs(i).state(), "Ready");
+}
+
+TEST_F(ReliabilityTest, SigtermLetsTheRunningJobFinish) {
+  ASSERT_OK(deployment_.StartMaster());
+  ASSERT_OK(deployment_.StartReplica("SITE-A", {"--worker-arg=--apply-delay=Customer=1500"}));
+  ASSERT_OK(deployment_.Submit(Transaction({Change("Company", wire::NEW, {{"company_id", "C1"}})}))
+                .status());
+  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(30)));
+  auto customer = deployment_.Submit(Transaction(
+      {Change("Customer", wire::NEW, {{"customer_id", "CU-1"}}, {{"company_id", "C1"}})}));
+  ASSERT_OK(customer.status());
+  // Once the customer's job is executing (its worker is in its slow part), SIGTERM.
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        auto status = deployment_.ReplicaStatus("SITE-A");
+        if (!status.ok()) return false;
+        for (const auto& w : status->workers()) {
+          if (w.current_job() != 0) return true;
+        }
+        return false;
+      },
+      std::chrono::seconds(10)));
+  const auto stopped_at = std::chrono::steady_clock::now();
+  deployment_.StopReplica("SITE-A");  // SIGTERM, waits for the exit
+  EXPECT_LT(std::chrono::steady_clock::now() - stopped_at, std::chrono::seconds(5));
+  // The job finished before the worker left: one attempt, applied.
+  auto applied = AppliedAttempts("SITE-A");
+  auto db = sqlite::Db::Open(deployment_.db("SITE-A"), {.create = false});
+  ASSERT_OK(db.status());
+  auto rows = db->Prepare("SELECT COUNT(*) FROM lu_Customer WHERE customer_id = 'CU-1'");
+  ASSERT_OK(rows.status());
+  ASSERT_TRUE(rows->Step().ok());
+  EXPECT_EQ(rows->ColumnInt(0), 1) << "the running job was not allowed to finish";
+  auto errors = db->Prepare("SELECT COUNT(*) FROM ferry_job_attempts WHERE outcome != 'Ready'");
+  ASSERT_OK(errors.status());
+  ASSERT_TRUE(errors->Step().ok());
+  EXPECT_EQ(errors->ColumnInt(0), 0);
+}
+
+}  // namespace
+}  // namespace ferry
