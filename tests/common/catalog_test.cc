@@ -19,16 +19,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-wire::LuChange Change(const std::string& lu, wire::ChangeAction action,
-                      std::map<std::string, std::string> keys,
-                      std::map<std::string, std::string> attributes = {}) {
-  wire::LuChange change;
-  change.set_lu(lu);
-  change.set_action(action);
-  change.mutable_keys()->insert(keys.begin(), keys.end());
-  change.mutable_attributes()->insert(attributes.begin(), attributes.end());
-  return change;
-}
+using testing::Change;
 
 // The deployed catalog, and copies of its configuration to break one thing at a time.
 class CatalogTest : public ::testing::Test {

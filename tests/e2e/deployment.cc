@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common/node_client.h"
+#include "common/site_rows.h"
 
 namespace ferry::testing {
 
@@ -144,6 +145,19 @@ Status Deployment::SubmitWorkload(OrdersWorkload& workload, uint64_t from, uint6
     FERRY_RETURN_IF_ERROR(client.Submit(workload.Transaction(i)).status());
   }
   return Status::Ok();
+}
+
+size_t ExpectRowsEqualMaster(const Catalog& catalog, const std::string& master_db,
+                             const std::string& replica_db, const std::string& site) {
+  auto comparisons = CompareSiteRows(catalog, master_db, replica_db, site);
+  EXPECT_TRUE(comparisons.ok()) << comparisons.status().ToString();
+  if (!comparisons.ok()) return 0;
+  size_t rows = 0;
+  for (const auto& c : *comparisons) {
+    EXPECT_TRUE(c.equal()) << site << " " << c.lu << ": " << c.first_difference;
+    rows += c.replica_rows;
+  }
+  return rows;
 }
 
 std::string ReadFile(const std::string& path) {

@@ -8,6 +8,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "common/catalog.h"
 #include "common/child_process.h"
 #include "common/status.h"
 #include "common/workload.h"
@@ -63,6 +64,11 @@ class Deployment {
   std::string submit_endpoint_, stream_endpoint_;
   std::map<std::string, std::string> control_endpoints_, worker_endpoints_;  // by site
 };
+
+// Expects (gtest) every LU of `site` in `replica_db` to equal the master's rows routed to it;
+// returns the rows compared.
+size_t ExpectRowsEqualMaster(const Catalog& catalog, const std::string& master_db,
+                             const std::string& replica_db, const std::string& site);
 
 // The whole text of a file ("" if it cannot be read).
 std::string ReadFile(const std::string& path);

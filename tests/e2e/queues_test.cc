@@ -88,10 +88,8 @@ class QueuesTest : public ::testing::Test {
 
   // The replica's rows equal the master's rows routed to it.
   void ExpectRowsEqualMaster() {
-    auto comparisons =
-        CompareSiteRows(*catalog_, deployment_.master_db(), deployment_.db(kSite), kSite);
-    ASSERT_OK(comparisons.status());
-    for (const auto& c : *comparisons) EXPECT_TRUE(c.equal()) << c.lu << ": " << c.first_difference;
+    testing::ExpectRowsEqualMaster(*catalog_, deployment_.master_db(), deployment_.db(kSite),
+                                   kSite);
   }
 
   // Company C1 and its site C1-S1, applied.

@@ -46,18 +46,8 @@ class TwoSitesTest : public ::testing::Test {
 
   // Every LU of `site` equals the master's rows routed to it; returns the rows compared.
   size_t ExpectSiteEqualsMaster(const std::string& site) {
-    auto comparisons =
-        CompareSiteRows(*catalog_, dir_.File("master.db"), dir_.File(site + ".db"), site);
-    EXPECT_OK(comparisons.status());
-    if (!comparisons.ok()) return 0;
-    size_t rows = 0;
-    for (const auto& c : *comparisons) {
-      EXPECT_TRUE(c.equal()) << site << " " << c.lu << ": " << c.first_difference;
-      EXPECT_EQ(c.master_rows, c.replica_rows) << site << " " << c.lu;
-      EXPECT_GT(c.replica_rows, 0u) << site << " " << c.lu;
-      rows += c.replica_rows;
-    }
-    return rows;
+    return testing::ExpectRowsEqualMaster(*catalog_, dir_.File("master.db"),
+                                          dir_.File(site + ".db"), site);
   }
 
   TempDir dir_;

@@ -48,16 +48,7 @@ QueueSet Queues(const Settings& settings) {
   return set.ok() ? set.value() : QueueSet();
 }
 
-wire::LuChange Change(const std::string& lu, wire::ChangeAction action,
-                      std::map<std::string, std::string> keys,
-                      std::map<std::string, std::string> attributes = {}) {
-  wire::LuChange change;
-  change.set_lu(lu);
-  change.set_action(action);
-  change.mutable_keys()->insert(keys.begin(), keys.end());
-  change.mutable_attributes()->insert(attributes.begin(), attributes.end());
-  return change;
-}
+using testing::Change;
 
 wire::LuChange NewCustomer(const std::string& id) {
   return Change("Customer", wire::NEW, {{"customer_id", id}},

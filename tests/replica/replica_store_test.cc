@@ -37,16 +37,7 @@ std::string QueueFor(wire::MessageClass message_class) {
   return message_class == wire::RECEIVE_CONFIGURATION ? kConfigurationQueue : kMessageQueue;
 }
 
-wire::LuChange Change(const std::string& lu, wire::ChangeAction action,
-                      std::map<std::string, std::string> keys,
-                      std::map<std::string, std::string> attributes = {}) {
-  wire::LuChange change;
-  change.set_lu(lu);
-  change.set_action(action);
-  change.mutable_keys()->insert(keys.begin(), keys.end());
-  change.mutable_attributes()->insert(attributes.begin(), attributes.end());
-  return change;
-}
+using testing::Change;
 
 wire::LuChange NewCompany(const std::string& id) {
   return Change("Company", wire::NEW, {{"company_id", id}}, {{"name", "Company " + id}});
