@@ -3,7 +3,9 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <thread>
 
 namespace ferry {
 namespace {
@@ -33,6 +35,22 @@ Status WriteReadyFile(const std::string& path, const std::vector<std::string>& l
     return Status::IoError("cannot rename " + temporary + " to " + path);
   }
   return Status::Ok();
+}
+
+std::map<std::string, std::string> ReadReadyFile(const std::string& path,
+                                                 std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!std::filesystem::exists(path) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::map<std::string, std::string> values;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto eq = line.find('=');
+    if (eq != std::string::npos) values[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return values;
 }
 
 }  // namespace ferry

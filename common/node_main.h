@@ -2,6 +2,8 @@
 #define FERRY_COMMON_NODE_MAIN_H_
 
 #include <atomic>
+#include <chrono>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -18,6 +20,10 @@ const std::atomic<bool>& StopFlagOnSignals();
 // Writes `lines` ("name=endpoint") to `path` atomically (write, then rename), so a reader
 // never sees half a file. Does nothing when `path` is empty.
 Status WriteReadyFile(const std::string& path, const std::vector<std::string>& lines);
+
+// Waits up to `timeout` for a ready file and returns its name=value lines (empty if none).
+std::map<std::string, std::string> ReadReadyFile(const std::string& path,
+                                                 std::chrono::milliseconds timeout);
 
 }  // namespace ferry
 

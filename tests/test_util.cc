@@ -35,19 +35,6 @@ bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds t
   return condition();
 }
 
-std::map<std::string, std::string> ReadReadyFile(const std::string& path,
-                                                 std::chrono::milliseconds timeout) {
-  std::map<std::string, std::string> values;
-  WaitFor([&] { return std::filesystem::exists(path); }, timeout);
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    auto eq = line.find('=');
-    if (eq != std::string::npos) values[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  return values;
-}
-
 wire::LuChange Change(const std::string& lu, wire::ChangeAction action,
                       const std::map<std::string, std::string>& keys,
                       const std::map<std::string, std::string>& attributes) {

@@ -45,9 +45,6 @@ std::string Executable(const std::string& name);
 // Polls `condition` every 20 ms until it holds or `timeout` passes; returns whether it held.
 bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 
-// Waits for a node's ready file and returns its name=value lines.
-std::map<std::string, std::string> ReadReadyFile(const std::string& path,
-                                                 std::chrono::milliseconds timeout);
 
 // An LU change and a transaction of them, for tests that build their own.
 wire::LuChange Change(const std::string& lu, wire::ChangeAction action,

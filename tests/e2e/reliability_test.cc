@@ -16,6 +16,7 @@
 #include "common/child_process.h"
 #include "common/codec.h"
 #include "common/node_client.h"
+#include "common/node_main.h"
 #include "common/site_rows.h"
 #include "common/sqlite.h"
 #include "common/workload.h"
@@ -292,7 +293,7 @@ TEST_F(ReliabilityTest, HostileInputOnEveryPortIsAnsweredAndLosesNothing) {
                                           deployment_.worker_endpoint("SITE-A")};
   auto master_stream = [&] {
     // The stream endpoint is in the master's ready file.
-    return testing::ReadReadyFile(dir_.File("master.ready"), std::chrono::seconds(1))["stream"];
+    return ReadReadyFile(dir_.File("master.ready"), std::chrono::seconds(1))["stream"];
   };
   int answered = 0;
   for (int round = 0; round < 3; ++round) {
@@ -347,7 +348,7 @@ TEST_F(ReliabilityTest, ReplicaAsksAgainOnAGapAndDropsDuplicates) {
                           deployment_.log("SITE-A"));
   ASSERT_OK(replica.status());
   const std::string control =
-      testing::ReadReadyFile(dir_.File("SITE-A.ready"), std::chrono::seconds(10))["control"];
+      ReadReadyFile(dir_.File("SITE-A.ready"), std::chrono::seconds(10))["control"];
   ASSERT_FALSE(control.empty());
 
   // Waits for the replica's next StreamHello or Ack on the fake master.

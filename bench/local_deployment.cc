@@ -1,0 +1,186 @@
+#include "bench/local_deployment.h"
+
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <thread>
+
+#include "common/node_client.h"
+#include "common/node_main.h"
+
+namespace ferry {
+namespace {
+
+bool WaitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return condition();
+}
+
+}  // namespace
+
+Status LocalDeployment::StartMaster(const std::vector<std::string>& extra_args,
+                                    const std::string& config) {
+  master_.reset();
+  const bool restart = !submit_endpoint_.empty();
+  std::filesystem::remove(File("master.ready"));
+  std::vector<std::string> argv = {Executable("ferry-master"),
+                                   "--master-config",
+                                   config.empty() ? master_config_ : config,
+                                   "--db",
+                                   master_db(),
+                                   "--submit-endpoint",
+                                   restart ? submit_endpoint_ : "tcp://127.0.0.1:*",
+                                   "--stream-endpoint",
+                                   restart ? stream_endpoint_ : "tcp://127.0.0.1:*",
+                                   "--heartbeat-ms",
+                                   "200",
+                                   "--ready-file",
+                                   File("master.ready")};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  auto master = ChildProcess::Start(argv, File("master.log"));
+  if (!master.ok()) return master.status();
+  master_.emplace(std::move(master).value());
+  auto ready = ReadReadyFile(File("master.ready"), std::chrono::seconds(10));
+  if (!ready.count("submit")) {
+    return Status::Unavailable("the master did not start; see " + File("master.log"));
+  }
+  submit_endpoint_ = ready["submit"];
+  stream_endpoint_ = ready["stream"];
+  return Status::Ok();
+}
+
+void LocalDeployment::KillMaster() {
+  if (master_) master_->Signal(SIGKILL);
+  master_.reset();
+}
+
+void LocalDeployment::KillReplica(const std::string& site) {
+  auto it = replicas_.find(site);
+  if (it == replicas_.end()) return;
+  it->second.Signal(SIGKILL);
+  replicas_.erase(it);
+}
+
+int LocalDeployment::ReplicaPid(const std::string& site) const {
+  auto it = replicas_.find(site);
+  return it == replicas_.end() ? 0 : it->second.pid();
+}
+
+Status LocalDeployment::StartReplica(const std::string& site,
+                                     const std::vector<std::string>& extra_args) {
+  StopReplica(site);
+  const std::string ready_file = File(site + ".ready");
+  std::filesystem::remove(ready_file);
+  std::vector<std::string> argv = {Executable("ferry-replica"),
+                                   "--site",
+                                   site,
+                                   "--master",
+                                   stream_endpoint_,
+                                   "--db",
+                                   db(site),
+                                   "--control-endpoint",
+                                   "tcp://127.0.0.1:*",
+                                   "--ready-file",
+                                   ready_file,
+                                   "--worker-log",
+                                   File(site + ".workers.log")};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  auto replica = ChildProcess::Start(argv, log(site));
+  if (!replica.ok()) return replica.status();
+  replicas_.emplace(site, std::move(replica).value());
+  auto ready = ReadReadyFile(ready_file, std::chrono::seconds(10));
+  if (!ready.count("control")) {
+    return Status::Unavailable(site + " did not start; see " + log(site));
+  }
+  control_endpoints_[site] = ready["control"];
+  worker_endpoints_[site] = ready["worker"];
+  return Status::Ok();
+}
+
+void LocalDeployment::StopReplica(const std::string& site) { replicas_.erase(site); }
+
+StatusOr<wire::Envelope> LocalDeployment::Control(const std::string& site, wire::Envelope request) {
+  NodeClient client(context_, control_endpoints_.at(site), 5000);
+  return client.Call(std::move(request));
+}
+
+StatusOr<wire::ReplicaStatus> LocalDeployment::ReplicaStatus(const std::string& site) {
+  NodeClient client(context_, control_endpoints_.at(site), 2000);
+  auto status = client.GetStatus();
+  if (!status.ok()) return status.status();
+  return status->replica();
+}
+
+StatusOr<wire::MasterStatus> LocalDeployment::MasterStatus() {
+  NodeClient client(context_, submit_endpoint_, 2000);
+  auto status = client.GetStatus();
+  if (!status.ok()) return status.status();
+  return status->master();
+}
+
+bool LocalDeployment::WaitUntilApplied(std::chrono::milliseconds timeout) {
+  return WaitUntil(
+      [this] {
+        auto master = MasterStatus();
+        if (!master.ok()) return false;
+        for (const auto& stream : master->streams()) {
+          if (!replicas_.count(stream.site())) continue;
+          auto replica = ReplicaStatus(stream.site());
+          if (!replica.ok() || replica->last_applied_sequence() != stream.latest_sequence()) {
+            return false;
+          }
+        }
+        return true;
+      },
+      timeout);
+}
+
+StatusOr<wire::SubmitReply> LocalDeployment::Submit(const wire::SubmitRequest& request) {
+  NodeClient client(context_, submit_endpoint_);
+  return client.Submit(request);
+}
+
+Status LocalDeployment::SubmitWorkload(OrdersWorkload& workload, uint64_t from, uint64_t to,
+                                       bool setup) {
+  NodeClient client(context_, submit_endpoint_);
+  if (setup) {
+    for (const auto& request : workload.SetUp()) {
+      FERRY_RETURN_IF_ERROR(client.Submit(request).status());
+    }
+  }
+  for (uint64_t i = from; i <= to; ++i) {
+    FERRY_RETURN_IF_ERROR(client.Submit(workload.Transaction(i)).status());
+  }
+  return Status::Ok();
+}
+
+std::map<std::string, double> LocalDeployment::PeakMemoryMb() {
+  std::map<std::string, double> peaks;
+  auto read_hwm = [](int pid) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;  // kB
+    }
+    return 0.0;
+  };
+  if (master_) peaks["ferry-master"] = read_hwm(master_->pid());
+  for (auto& [site, replica] : replicas_) {
+    peaks["ferry-replica " + site] = read_hwm(replica.pid());
+    auto status = ReplicaStatus(site);
+    if (!status.ok()) continue;
+    for (const auto& worker : status->workers()) {
+      double& peak = peaks["ferry-worker " + site + " " + worker.queue()];
+      peak = std::max(peak, read_hwm(worker.pid()));
+    }
+  }
+  return peaks;
+}
+
+}  // namespace ferry

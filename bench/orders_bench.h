@@ -1,0 +1,58 @@
+#ifndef FERRY_BENCH_ORDERS_BENCH_H_
+#define FERRY_BENCH_ORDERS_BENCH_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace ferry {
+
+struct BenchOptions {
+  uint64_t transactions = 100000;  // T of shared/WORKLOAD.md
+  int clients = 8;                 // for the concurrent end-to-end run
+  int latency_rate = 1000;         // transactions per second offered in the latency run
+  int latency_seconds = 30;
+  std::string bin_dir;   // where ferry-master, ferry-replica and ferry-worker are
+  std::string work_dir;  // databases and logs, one folder per run
+  std::vector<std::string> runs = {"e2e-1", "e2e-n", "catch-up", "latency"};
+};
+
+struct Percentiles {
+  double p50_ms = 0, p99_ms = 0, max_ms = 0;
+  size_t samples = 0;
+};
+
+struct BenchResult {
+  std::map<std::string, double> throughput;      // run -> transactions per second
+  Percentiles commit_to_commit;                  // master commit -> replica commit
+  Percentiles submit_to_commit;                  // client submit -> replica commit
+  std::map<std::string, double> peak_memory_mb;  // process -> most VmHWM seen in any run
+  bool converged = true;                         // every run ended with equal rows
+  std::vector<std::string> notes;                // what did not converge, and why
+};
+
+// ferry-bench: the `orders` workload of shared/WORKLOAD.md against a deployment it starts
+// itself on 127.0.0.1 (ferry-master and one ferry-replica site, BENCH, that gets every row;
+// SQLite; durable commits on both sides). Each run starts from empty databases: set-up (not
+// timed), then the timed part, then a row-by-row check that the replica equals the master.
+class OrdersBench {
+ public:
+  explicit OrdersBench(BenchOptions options) : options_(std::move(options)) {}
+  // Runs the requested runs; an error means a run could not be made (a process did not
+  // start, a submit failed); a run that does not converge is reported in the result.
+  StatusOr<BenchResult> Run();
+
+ private:
+  BenchOptions options_;
+};
+
+// The table ferry-bench prints, and its --json form.
+std::string FormatTable(const BenchOptions& options, const BenchResult& result);
+std::string FormatJson(const BenchOptions& options, const BenchResult& result);
+
+}  // namespace ferry
+
+#endif  // FERRY_BENCH_ORDERS_BENCH_H_
