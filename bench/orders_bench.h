@@ -15,8 +15,9 @@ struct BenchOptions {
   int clients = 8;                 // for the concurrent end-to-end run
   int latency_rate = 1000;         // transactions per second offered in the latency run
   int latency_seconds = 30;
-  std::string bin_dir;   // where ferry-master, ferry-replica and ferry-worker are
-  std::string work_dir;  // databases and logs, one folder per run
+  std::string bin_dir;        // where ferry-master, ferry-replica and ferry-worker are
+  std::string master_config;  // its catalog is used; its replica sites are replaced by BENCH
+  std::string work_dir;       // databases and logs, one folder per run
   std::vector<std::string> runs = {"e2e-1", "e2e-n", "catch-up", "latency"};
 };
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/status.h"
 #include "proto/config.pb.h"
 #include "proto/ferry.pb.h"
@@ -105,7 +106,8 @@ class ReplicaStore {
   // catalog. A job that is Ready already changes nothing (the attempt says AlreadyReady). On
   // failure nothing of it is applied; the job is marked Error and the attempt records the
   // returned message (naming the job, the LU, the key and what failed).
-  virtual Status ApplyJob(const Attempt& attempt, int64_t now_us) = 0;
+  // The job's finish time comes from `clock` just before the COMMIT: the replica's commit time.
+  virtual Status ApplyJob(const Attempt& attempt, const Clock& clock) = 0;
 };
 
 struct ReplicaStoreOptions {

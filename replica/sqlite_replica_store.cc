@@ -404,15 +404,15 @@ class SqliteReplicaStore final : public ReplicaStore {
     return message;
   }
 
-  Status ApplyJob(const Attempt& attempt, int64_t now_us) override {
+  Status ApplyJob(const Attempt& attempt, const Clock& clock) override {
     bool job_exists = false;
-    Status applied = TryApply(attempt, now_us, &job_exists);
+    Status applied = TryApply(attempt, clock, &job_exists);
     if (applied.ok() || !job_exists) return applied;  // no job: nothing to record it on
     // The apply transaction was rolled back; record the failure in a transaction of its own.
     auto transaction = sqlite::Transaction::Begin(db_);
     Status recorded = transaction.ok() ? Status::Ok() : transaction.status();
     if (recorded.ok()) {
-      recorded = Finish(attempt, "Error", applied.message(), now_us);
+      recorded = Finish(attempt, "Error", applied.message(), clock.NowMicros());
     }
     if (recorded.ok()) recorded = transaction->Commit();
     if (!recorded.ok()) return applied.Annotate("(error not recorded: " + recorded.message() + ")");
@@ -420,7 +420,7 @@ class SqliteReplicaStore final : public ReplicaStore {
   }
 
  private:
-  Status TryApply(const Attempt& attempt, int64_t now_us, bool* job_exists) {
+  Status TryApply(const Attempt& attempt, const Clock& clock, bool* job_exists) {
     auto transaction = sqlite::Transaction::Begin(db_);
     if (!transaction.ok()) return transaction.status();
     auto read = Cached(
@@ -445,7 +445,7 @@ class SqliteReplicaStore final : public ReplicaStore {
     s.Reset();
     if (state == JobStateName(JobState::kReady) || state == JobStateName(JobState::kSkipped)) {
       // Applied (or set aside) before, e.g. by a worker that died before it could report.
-      FERRY_RETURN_IF_ERROR(RecordAttempt(attempt, "AlreadyReady", "", now_us));
+      FERRY_RETURN_IF_ERROR(RecordAttempt(attempt, "AlreadyReady", "", clock.NowMicros()));
       return transaction->Commit();
     }
     if (!parsed) return Status::Malformed(job_name + ": its stored message does not decode");
@@ -467,7 +467,7 @@ class SqliteReplicaStore final : public ReplicaStore {
         FERRY_RETURN_IF_ERROR(tables_->Apply(message.changes(i), nullptr).Annotate(where));
       }
     }
-    FERRY_RETURN_IF_ERROR(Finish(attempt, "Ready", "", now_us));
+    FERRY_RETURN_IF_ERROR(Finish(attempt, "Ready", "", clock.NowMicros()));
     return transaction->Commit();
   }
 

@@ -9,6 +9,7 @@
 #include <map>
 #include <string>
 
+#include "common/clock.h"
 #include "common/status.h"
 #include "proto/ferry.pb.h"
 
@@ -45,6 +46,18 @@ std::string Executable(const std::string& name);
 // Polls `condition` every 20 ms until it holds or `timeout` passes; returns whether it held.
 bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 
+// A clock that stands still at `now_us` (steady time alike), for tests that stamp things.
+class FixedClock : public Clock {
+ public:
+  explicit FixedClock(int64_t now_us) : now_us_(now_us) {}
+  int64_t NowMicros() const override { return now_us_; }
+  std::chrono::steady_clock::time_point Steady() const override {
+    return std::chrono::steady_clock::time_point(std::chrono::microseconds(now_us_));
+  }
+
+ private:
+  int64_t now_us_;
+};
 
 // An LU change and a transaction of them, for tests that build their own.
 wire::LuChange Change(const std::string& lu, wire::ChangeAction action,

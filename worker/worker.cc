@@ -121,7 +121,7 @@ void Worker::RunJob(const wire::JobAssignment& assignment) {
     // Outside the transaction, as slow work before the writes would be.
     std::this_thread::sleep_for(ApplyDelay(attempt.job_id));
   }
-  Status applied = store_->ApplyJob(attempt, clock_->NowMicros());
+  Status applied = store_->ApplyJob(attempt, *clock_);
   wire::Envelope outcome;
   outcome.mutable_job_outcome()->set_job_id(attempt.job_id);
   outcome.mutable_job_outcome()->set_ready(applied.ok());

@@ -140,7 +140,7 @@ class ReplicaStoreTest : public ::testing::Test {
 
   // One attempt at `job_id` by a worker that took it at `now_us`.
   Status Apply(uint64_t job_id, int attempt = 1, int64_t now_us = kNowUs) {
-    return store_->ApplyJob(MakeAttempt(job_id, attempt, now_us), now_us);
+    return store_->ApplyJob(MakeAttempt(job_id, attempt, now_us), testing::FixedClock(now_us));
   }
 
   // Every row of `lu`, read through a connection of our own.
@@ -560,7 +560,8 @@ TEST_F(ReplicaStoreTest, AttemptIsRecordedWithTheWorkersStartTimeAndOutcome) {
   ASSERT_OK(attempt.status());
   ASSERT_EQ(*attempt, 1);
 
-  ASSERT_OK(store_->ApplyJob(MakeAttempt(jobs[0].id, *attempt, kNowUs + 150), kNowUs + 300));
+  ASSERT_OK(store_->ApplyJob(MakeAttempt(jobs[0].id, *attempt, kNowUs + 150),
+                             testing::FixedClock(kNowUs + 300)));
 
   wire::JobRecord record = Record(jobs[0].id);
   EXPECT_EQ(record.sequence(), 2u);
@@ -590,7 +591,8 @@ TEST_F(ReplicaStoreTest, ErrorAttemptKeepsTheFullErrorText) {
   auto first = store_->MarkExecuting(jobs[1].id, kSession, kNowUs);
   ASSERT_OK(first.status());
 
-  Status applied = store_->ApplyJob(MakeAttempt(jobs[1].id, *first, kNowUs + 10), kNowUs + 20);
+  Status applied = store_->ApplyJob(MakeAttempt(jobs[1].id, *first, kNowUs + 10),
+                                    testing::FixedClock(kNowUs + 20));
 
   ASSERT_FALSE(applied.ok());
   wire::JobRecord record = Record(jobs[1].id);
@@ -611,7 +613,8 @@ TEST_F(ReplicaStoreTest, ErrorAttemptKeepsTheFullErrorText) {
   auto second = store_->MarkExecuting(jobs[1].id, kSession, kNowUs + 30);
   ASSERT_OK(second.status());
   ASSERT_EQ(*second, 2);
-  ASSERT_OK(store_->ApplyJob(MakeAttempt(jobs[1].id, *second, kNowUs + 30), kNowUs + 40));
+  ASSERT_OK(store_->ApplyJob(MakeAttempt(jobs[1].id, *second, kNowUs + 30),
+                             testing::FixedClock(kNowUs + 40)));
   record = Record(jobs[1].id);
   EXPECT_EQ(record.state(), "Ready");
   EXPECT_EQ(record.error(), "");
@@ -913,8 +916,8 @@ TEST_F(ReplicaStoreTest, WorkerOpenOfExistingDatabaseAppliesItsJobs) {
   auto message = (*worker)->ReadJobMessage(jobs[0].id);
   ASSERT_OK(message.status());
   EXPECT_EQ(message->sequence(), 2u);
-  ASSERT_OK((*worker)->ApplyJob(MakeAttempt(configuration_job_.id), kNowUs));
-  ASSERT_OK((*worker)->ApplyJob(MakeAttempt(jobs[0].id), kNowUs));
+  ASSERT_OK((*worker)->ApplyJob(MakeAttempt(configuration_job_.id), testing::FixedClock(kNowUs)));
+  ASSERT_OK((*worker)->ApplyJob(MakeAttempt(jobs[0].id), testing::FixedClock(kNowUs)));
 
   EXPECT_EQ(Rows("Company").size(), 1u);
   EXPECT_TRUE(Unfinished().empty());  // seen by the node's own connection

@@ -1,0 +1,80 @@
+// ferry-bench: parses options and runs the orders benchmark.
+#include <boost/program_options.hpp>
+#include <filesystem>
+#include <iostream>
+
+#include "bench/orders_bench.h"
+#include "common/log.h"
+
+namespace po = boost::program_options;
+
+int main(int argc, char** argv) {
+  ferry::BenchOptions options;
+  std::error_code error;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", error).parent_path();
+  options.bin_dir = self.string();
+  options.master_config = FERRY_SOURCE_DIR "/deploy/master_configuration.txtpb";
+  options.work_dir = (std::filesystem::temp_directory_path() / "ferry-bench").string();
+  std::string runs = "e2e-1,e2e-n,catch-up,latency";
+  bool json = false;
+  po::options_description described(
+      "ferry-bench: the orders workload of shared/WORKLOAD.md measured on a local deployment\n"
+      "(ferry-master + one replica site, SQLite, 127.0.0.1), each run on fresh databases.\n"
+      "Options");
+  described.add_options()("help,h", "print this help and exit")(
+      "transactions,T", po::value(&options.transactions)->default_value(options.transactions),
+      "timed transactions per run")(
+      "clients", po::value(&options.clients)->default_value(options.clients),
+      "concurrent clients of the e2e-n run (and of the catch-up run's load)")(
+      "latency-rate", po::value(&options.latency_rate)->default_value(options.latency_rate),
+      "transactions per second offered in the latency run")(
+      "latency-seconds",
+      po::value(&options.latency_seconds)->default_value(options.latency_seconds),
+      "length of the latency run")("runs", po::value(&runs)->default_value(runs),
+                                   "which runs, comma-separated")(
+      "dir", po::value(&options.work_dir)->default_value(options.work_dir),
+      "folder for the runs' databases and logs (emptied per run)")(
+      "bin-dir", po::value(&options.bin_dir)->default_value(options.bin_dir),
+      "folder of ferry-master, ferry-replica and ferry-worker")(
+      "master-config", po::value(&options.master_config)->default_value(options.master_config),
+      "master configuration whose LU catalog is used")("json", po::bool_switch(&json),
+                                                       "print the figures as JSON");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, described), vm);
+    if (vm.count("help")) {
+      std::cout << described << "\n";
+      return 0;
+    }
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    std::cerr << "ferry-bench: " << e.what() << "\n(see ferry-bench --help)\n";
+    return 2;
+  }
+  if (options.transactions == 0 || options.clients < 1 || options.latency_rate < 1 ||
+      options.latency_seconds < 1) {
+    std::cerr << "ferry-bench: --transactions, --clients, --latency-rate and --latency-seconds "
+                 "must be positive\n";
+    return 2;
+  }
+  options.runs.clear();
+  for (size_t start = 0; start <= runs.size();) {
+    size_t comma = runs.find(',', start);
+    std::string run = runs.substr(start, comma - start);
+    if (run != "e2e-1" && run != "e2e-n" && run != "catch-up" && run != "latency") {
+      std::cerr << "ferry-bench: unknown run '" << run << "' (e2e-1, e2e-n, catch-up, latency)\n";
+      return 2;
+    }
+    options.runs.push_back(run);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  ferry::SetLogProgram("ferry-bench");
+  auto result = ferry::OrdersBench(options).Run();
+  if (!result.ok()) {
+    ferry::LogError(result.status().message() + " (logs under " + options.work_dir + ")");
+    return 1;
+  }
+  std::cout << (json ? ferry::FormatJson(options, *result) : ferry::FormatTable(options, *result));
+  return result->converged ? 0 : 1;
+}

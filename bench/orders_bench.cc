@@ -1,0 +1,329 @@
+#include "bench/orders_bench.h"
+
+#include <google/protobuf/text_format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "bench/local_deployment.h"
+#include "common/catalog.h"
+#include "common/clock.h"
+#include "common/node_client.h"
+#include "common/site_rows.h"
+#include "common/sqlite.h"
+#include "common/workload.h"
+
+namespace ferry {
+namespace {
+
+constexpr char kSite[] = "BENCH";
+using SteadyClock = std::chrono::steady_clock;
+
+double Seconds(SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// The deployed catalog with one replica site, BENCH, that gets every row of every company.
+StatusOr<std::string> WriteBenchConfiguration(const std::string& deployed, const std::string& dir) {
+  auto catalog = Catalog::Load(deployed);
+  if (!catalog.ok()) return catalog.status();
+  config::MasterConfiguration config = (*catalog)->proto();
+  config.clear_replicas();
+  config::ReplicaSite* site = config.add_replicas();
+  site->set_name(kSite);
+  for (const char* company : {"C1", "C2"}) site->add_companies(company);
+  for (int s = 0; s < OrdersWorkload::kSites; ++s) site->add_sites(OrdersWorkload::SiteName(s));
+  for (const auto& lu : config.lus()) site->add_lus(lu.name());
+  std::string text;
+  google::protobuf::TextFormat::PrintToString(config, &text);
+  const std::string path = dir + "/bench_configuration.txtpb";
+  std::ofstream out(path);
+  out << text;
+  if (!out) return Status::IoError("cannot write " + path);
+  return path;
+}
+
+Percentiles Summarize(std::vector<double> samples_ms) {
+  Percentiles p;
+  p.samples = samples_ms.size();
+  if (samples_ms.empty()) return p;
+  std::sort(samples_ms.begin(), samples_ms.end());
+  auto at = [&](double q) {
+    return samples_ms[std::min(samples_ms.size() - 1, static_cast<size_t>(q * samples_ms.size()))];
+  };
+  p.p50_ms = at(0.50);
+  p.p99_ms = at(0.99);
+  p.max_ms = samples_ms.back();
+  return p;
+}
+
+// One run: a fresh folder, a master and (when asked) the BENCH replica.
+class Run {
+ public:
+  Run(const BenchOptions& options, const std::string& name, const std::string& config,
+      BenchResult* result)
+      : options_(options),
+        name_(name),
+        result_(result),
+        dir_(options.work_dir + "/" + name),
+        deployment_((std::filesystem::remove_all(dir_), std::filesystem::create_directories(dir_),
+                     options.bin_dir),
+                    dir_, config) {}
+
+  LocalDeployment& deployment() { return deployment_; }
+
+  // Submits the set-up transactions; with `wait`, until the replica applied them.
+  Status SetUp(bool wait) {
+    NodeClient client(deployment_.context(), deployment_.submit_endpoint());
+    for (const auto& request : workload_.SetUp())
+      FERRY_RETURN_IF_ERROR(client.Submit(request).status());
+    if (wait && !deployment_.WaitUntilApplied(std::chrono::minutes(5))) {
+      return Status::Unavailable(name_ + ": the replica did not apply the set-up");
+    }
+    return Status::Ok();
+  }
+
+  // Transactions 1..T of the workload, serialized, in order (prices follow their updates).
+  std::vector<std::string> Transactions(uint64_t count) {
+    std::vector<std::string> out;
+    out.reserve(count);
+    for (uint64_t i = 1; i <= count; ++i)
+      out.push_back(workload_.Transaction(i).SerializeAsString());
+    return out;
+  }
+
+  // Submits `transactions` from `clients` concurrent clients, client c taking every c-th.
+  // A transaction that finds a row another client has not committed yet is tried again.
+  Status SubmitAll(const std::vector<std::string>& transactions, int clients) {
+    std::atomic<bool> failed{false};
+    std::string failure;
+    std::mutex failure_mutex;
+    std::vector<std::thread> threads;
+    for (int c = 0; c < clients; ++c) {
+      threads.emplace_back([&, c] {
+        NodeClient client(deployment_.context(), deployment_.submit_endpoint());
+        wire::SubmitRequest request;
+        for (size_t i = c; i < transactions.size() && !failed; i += clients) {
+          request.ParseFromString(transactions[i]);
+          for (int attempt = 0;; ++attempt) {
+            auto reply = client.Submit(request);
+            if (reply.ok()) break;
+            if (reply.status().code() == Status::Code::kNotFound && clients > 1 && attempt < 2000) {
+              std::this_thread::sleep_for(std::chrono::microseconds(200));
+              continue;
+            }
+            std::lock_guard<std::mutex> lock(failure_mutex);
+            failure = "transaction " + std::to_string(i + 1) + ": " + reply.status().ToString();
+            failed = true;
+            return;
+          }
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    if (failed) return Status::Internal(name_ + ": " + failure);
+    return Status::Ok();
+  }
+
+  Status WaitApplied() {
+    if (!deployment_.WaitUntilApplied(std::chrono::minutes(30))) {
+      return Status::Unavailable(name_ + ": the replica did not catch up in 30 minutes");
+    }
+    return Status::Ok();
+  }
+
+  // Row-by-row check and memory sample; records a run that does not converge.
+  void Finish(const Catalog& catalog) {
+    for (const auto& [process, mb] : deployment_.PeakMemoryMb()) {
+      // Per kind of process: the site and queue do not matter for the table.
+      std::string kind = process.substr(0, process.find(' '));
+      double& peak = result_->peak_memory_mb[kind];
+      peak = std::max(peak, mb);
+    }
+    auto comparisons =
+        CompareSiteRows(catalog, deployment_.master_db(), deployment_.db(kSite), kSite);
+    if (!comparisons.ok()) {
+      result_->converged = false;
+      result_->notes.push_back(name_ + ": " + comparisons.status().message());
+      return;
+    }
+    for (const auto& c : *comparisons) {
+      if (!c.equal()) {
+        result_->converged = false;
+        result_->notes.push_back(name_ + ": " + c.lu + " differs: " + c.first_difference);
+      }
+    }
+  }
+
+ private:
+  const BenchOptions& options_;
+  std::string name_;
+  BenchResult* result_;
+  std::string dir_;
+  LocalDeployment deployment_;
+  OrdersWorkload workload_;
+};
+
+}  // namespace
+
+StatusOr<BenchResult> OrdersBench::Run() {
+  std::filesystem::create_directories(options_.work_dir);
+  auto config = WriteBenchConfiguration(options_.master_config, options_.work_dir);
+  if (!config.ok()) return config.status();
+  auto catalog = Catalog::Load(*config);
+  if (!catalog.ok()) return catalog.status();
+  BenchResult result;
+  const uint64_t t = options_.transactions;
+  auto wanted = [&](const std::string& run) {
+    return std::find(options_.runs.begin(), options_.runs.end(), run) != options_.runs.end();
+  };
+
+  for (const auto& [name, clients] :
+       {std::pair<std::string, int>{"e2e-1", 1}, {"e2e-n", options_.clients}}) {
+    if (!wanted(name)) continue;
+    ferry::Run run(options_, name, *config, &result);
+    FERRY_RETURN_IF_ERROR(run.deployment().StartMaster());
+    FERRY_RETURN_IF_ERROR(run.deployment().StartReplica(kSite));
+    FERRY_RETURN_IF_ERROR(run.SetUp(/*wait=*/true));
+    const auto transactions = run.Transactions(t);
+    const auto start = SteadyClock::now();
+    FERRY_RETURN_IF_ERROR(run.SubmitAll(transactions, clients));
+    FERRY_RETURN_IF_ERROR(run.WaitApplied());
+    result.throughput[name] = t / Seconds(SteadyClock::now() - start);
+    run.Finish(**catalog);
+  }
+
+  if (wanted("catch-up")) {
+    ferry::Run run(options_, "catch-up", *config, &result);
+    FERRY_RETURN_IF_ERROR(run.deployment().StartMaster());
+    FERRY_RETURN_IF_ERROR(run.SetUp(/*wait=*/false));
+    FERRY_RETURN_IF_ERROR(run.SubmitAll(run.Transactions(t), options_.clients));
+    // The replica starts with every message still to come: the set-up and all T.
+    const auto start = SteadyClock::now();
+    FERRY_RETURN_IF_ERROR(run.deployment().StartReplica(kSite));
+    FERRY_RETURN_IF_ERROR(run.WaitApplied());
+    result.throughput["catch-up"] = t / Seconds(SteadyClock::now() - start);
+    run.Finish(**catalog);
+  }
+
+  if (wanted("latency")) {
+    ferry::Run run(options_, "latency", *config, &result);
+    LocalDeployment& d = run.deployment();
+    FERRY_RETURN_IF_ERROR(d.StartMaster());
+    FERRY_RETURN_IF_ERROR(d.StartReplica(kSite));
+    FERRY_RETURN_IF_ERROR(run.SetUp(/*wait=*/true));
+    const uint64_t count = static_cast<uint64_t>(options_.latency_rate) * options_.latency_seconds;
+    const auto transactions = run.Transactions(count);
+    std::map<uint64_t, int64_t> submitted_at_us;  // by BENCH sequence
+    NodeClient client(d.context(), d.submit_endpoint());
+    const auto start = SteadyClock::now();
+    const auto interval = std::chrono::nanoseconds(1000000000LL / options_.latency_rate);
+    wire::SubmitRequest request;
+    for (uint64_t k = 0; k < count; ++k) {
+      std::this_thread::sleep_until(start + k * interval);  // open loop: late ones go at once
+      request.ParseFromString(transactions[k]);
+      const int64_t sent_us = SystemClock::Default()->NowMicros();
+      auto reply = client.Submit(request);
+      if (!reply.ok())
+        return reply.status().Annotate("latency run, transaction " + std::to_string(k + 1));
+      for (const auto& p : reply->published()) submitted_at_us[p.sequence()] = sent_us;
+    }
+    FERRY_RETURN_IF_ERROR(run.WaitApplied());
+    // Both commit times are stamped on this machine's clock: the master's in the message, the
+    // replica's by the worker inside its transaction, just before its COMMIT.
+    auto db = sqlite::Db::Open(d.db(kSite), {.create = false});
+    if (!db.ok()) return db.status();
+    auto rows = db->Prepare(
+        "SELECT j.sequence, i.commit_time_us, j.finished_at_us FROM ferry_jobs j "
+        "JOIN ferry_inbox i USING (sequence) WHERE j.sequence >= ? AND j.state = 'Ready'");
+    if (!rows.ok()) return rows.status();
+    rows->Bind(1,
+               static_cast<int64_t>(submitted_at_us.empty() ? 0 : submitted_at_us.begin()->first));
+    std::vector<double> commit_ms, submit_ms;
+    while (true) {
+      auto step = rows->Step();
+      if (!step.ok()) return step.status();
+      if (*step == sqlite::Statement::StepResult::kDone) break;
+      auto it = submitted_at_us.find(rows->ColumnInt(0));
+      if (it == submitted_at_us.end()) continue;
+      commit_ms.push_back((rows->ColumnInt(2) - rows->ColumnInt(1)) / 1000.0);
+      submit_ms.push_back((rows->ColumnInt(2) - it->second) / 1000.0);
+    }
+    result.commit_to_commit = Summarize(std::move(commit_ms));
+    result.submit_to_commit = Summarize(std::move(submit_ms));
+    run.Finish(**catalog);
+  }
+  return result;
+}
+
+std::string FormatTable(const BenchOptions& options, const BenchResult& result) {
+  std::ostringstream out;
+  char line[200];
+  out << "ferry-bench: the orders workload (shared/WORKLOAD.md), T = " << options.transactions
+      << ", master + 1 replica site on 127.0.0.1, SQLite, every commit durable, "
+      << std::thread::hardware_concurrency() << " cores\n";
+  auto row = [&](const char* what, const std::string& value) {
+    std::snprintf(line, sizeof(line), "  %-46s %s\n", what, value.c_str());
+    out << line;
+  };
+  auto rate = [&](const std::string& run) {
+    auto it = result.throughput.find(run);
+    if (it == result.throughput.end()) return std::string("not run");
+    std::snprintf(line, sizeof(line), "%.0f tx/s", it->second);
+    return std::string(line);
+  };
+  auto latency = [&](const Percentiles& p) {
+    if (!p.samples) return std::string("not run");
+    std::snprintf(line, sizeof(line), "p50 %.2f ms, p99 %.2f ms, max %.2f ms (%zu samples)",
+                  p.p50_ms, p.p99_ms, p.max_ms, p.samples);
+    return std::string(line);
+  };
+  row("end-to-end, 1 client", rate("e2e-1"));
+  row(("end-to-end, " + std::to_string(options.clients) + " clients").c_str(), rate("e2e-n"));
+  row("catch-up (replica started after the load)", rate("catch-up"));
+  const std::string at = "at " + std::to_string(options.latency_rate) + " tx/s for " +
+                         std::to_string(options.latency_seconds) + " s: ";
+  row((at + "master commit -> replica commit").c_str(), latency(result.commit_to_commit));
+  row((at + "submit -> replica commit").c_str(), latency(result.submit_to_commit));
+  for (const auto& [process, mb] : result.peak_memory_mb) {
+    std::snprintf(line, sizeof(line), "%.1f MB", mb);
+    row(("peak memory, " + process).c_str(), line);
+  }
+  row("replica rows equal the master's", result.converged ? "yes, in every run" : "NO");
+  for (const auto& note : result.notes) out << "  ! " << note << "\n";
+  return out.str();
+}
+
+std::string FormatJson(const BenchOptions& options, const BenchResult& result) {
+  std::ostringstream out;
+  out << "{\"transactions\":" << options.transactions << ",\"clients\":" << options.clients
+      << ",\"throughput_tx_per_s\":{";
+  bool first = true;
+  for (const auto& [run, value] : result.throughput) {
+    out << (first ? "" : ",") << "\"" << run << "\":" << value;
+    first = false;
+  }
+  auto percentiles = [&](const Percentiles& p) {
+    std::ostringstream o;
+    o << "{\"p50_ms\":" << p.p50_ms << ",\"p99_ms\":" << p.p99_ms << ",\"max_ms\":" << p.max_ms
+      << ",\"samples\":" << p.samples << "}";
+    return o.str();
+  };
+  out << "},\"latency\":{\"rate_tx_per_s\":" << options.latency_rate
+      << ",\"seconds\":" << options.latency_seconds
+      << ",\"master_commit_to_replica_commit\":" << percentiles(result.commit_to_commit)
+      << ",\"submit_to_replica_commit\":" << percentiles(result.submit_to_commit)
+      << "},\"peak_memory_mb\":{";
+  first = true;
+  for (const auto& [process, mb] : result.peak_memory_mb) {
+    out << (first ? "" : ",") << "\"" << process << "\":" << mb;
+    first = false;
+  }
+  out << "},\"converged\":" << (result.converged ? "true" : "false") << "}\n";
+  return out.str();
+}
+
+}  // namespace ferry
