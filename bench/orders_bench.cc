@@ -263,7 +263,8 @@ std::string FormatTable(const BenchOptions& options, const BenchResult& result) 
   std::ostringstream out;
   char line[200];
   out << "ferry-bench: the orders workload (shared/WORKLOAD.md), T = " << options.transactions
-      << ", master + 1 replica site on 127.0.0.1, SQLite, every commit durable, "
+      << ", master + 1 replica site on 127.0.0.1, SQLite; master commits and replica inbox "
+         "fsynced, replica applies not (see docs/benchmarks.md), "
       << std::thread::hardware_concurrency() << " cores\n";
   auto row = [&](const char* what, const std::string& value) {
     std::snprintf(line, sizeof(line), "  %-46s %s\n", what, value.c_str());

@@ -54,7 +54,8 @@ class MasterStore {
   // empties the site's LU tables). Returns the sequence of the configuration message.
   virtual StatusOr<uint64_t> AppendSnapshot(const std::string& site, int64_t now_us) = 0;
 
-  // Removes outbox entries that their site acknowledged, and entries beyond the newest
+  // Writes the acknowledged positions; removes outbox entries that their site acknowledged,
+  // and entries beyond the newest
   // `quota` of a site (that site will need a snapshot), and idempotency keys over 24 hours old.
   virtual StatusOr<PruneResult> Prune(uint64_t quota, int64_t now_us) = 0;
 
@@ -62,7 +63,8 @@ class MasterStore {
   virtual StatusOr<std::vector<OutboxEntry>> ReadOutbox(const std::string& site,
                                                         uint64_t from_sequence, size_t max) = 0;
 
-  // Records that `site` has stored everything up to `sequence`.
+  // Records that `site` has stored everything up to `sequence`. Written to the database with
+  // the next Prune (a crash may forget it; the site's next hello tells it again).
   virtual Status RecordAcknowledged(const std::string& site, uint64_t sequence) = 0;
 
   virtual std::vector<StreamPosition> Streams() const = 0;

@@ -190,6 +190,10 @@ class SqliteMasterStore final : public MasterStore {
     PruneResult result;
     std::map<std::string, uint64_t> floors;
     for (auto& [site, p] : streams_) {
+      FERRY_RETURN_IF_ERROR(
+          set_acknowledged_->Bind(1, static_cast<int64_t>(p.acknowledged_sequence))
+              .Bind(2, site)
+              .Run());
       uint64_t floor = p.acknowledged_sequence;
       if (p.latest_sequence > quota && p.latest_sequence - quota > floor) {
         floor = p.latest_sequence - quota;
@@ -228,10 +232,9 @@ class SqliteMasterStore final : public MasterStore {
   Status RecordAcknowledged(const std::string& site, uint64_t sequence) override {
     auto it = streams_.find(site);
     if (it == streams_.end()) return Status::NotFound("no stream for site " + site);
-    if (sequence <= it->second.acknowledged_sequence) return Status::Ok();
-    set_acknowledged_->Bind(1, static_cast<int64_t>(sequence)).Bind(2, site);
-    FERRY_RETURN_IF_ERROR(set_acknowledged_->Run());
-    it->second.acknowledged_sequence = sequence;
+    // Kept in memory and written with the next Prune: an ack costs no fsync, and a position
+    // lost to a crash is restored by the site's next hello.
+    if (sequence > it->second.acknowledged_sequence) it->second.acknowledged_sequence = sequence;
     return Status::Ok();
   }
 

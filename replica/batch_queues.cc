@@ -156,12 +156,79 @@ std::optional<BatchQueues::TimePoint> BatchQueues::NextRetry() const {
   return next;
 }
 
-void BatchQueues::Started(uint64_t job_id) {
-  Job& job = jobs_.at(job_id);
-  Queue& queue = queues_.at(job.info.queue);
-  queue.free.erase({job.info.sequence, job_id});
-  job.executing = true;
+void BatchQueues::Started(const std::vector<uint64_t>& batch) {
+  if (batch.empty()) return;
+  Queue& queue = queues_.at(jobs_.at(batch.front()).info.queue);
+  for (uint64_t id : batch) {
+    Job& job = jobs_.at(id);
+    queue.free.erase({job.info.sequence, id});
+    job.executing = true;
+    job.batch = batch.front();
+  }
+  batch_open_[batch.front()] = static_cast<int>(batch.size());
   ++queue.executing;
+}
+
+void BatchQueues::StopExecuting(Job& job, Queue& queue) {
+  if (!job.executing) return;
+  job.executing = false;
+  auto open = batch_open_.find(job.batch);
+  if (open != batch_open_.end() && --open->second == 0) {
+    batch_open_.erase(open);
+    --queue.executing;
+  }
+}
+
+int BatchQueues::NextAttempt(uint64_t job_id) { return ++jobs_.at(job_id).info.attempts; }
+
+std::vector<std::vector<uint64_t>> BatchQueues::RunnableBatches(const std::string& name,
+                                                                TimePoint now, size_t max_batches,
+                                                                size_t max_size) const {
+  std::vector<std::vector<uint64_t>> batches;
+  auto q = queues_.find(name);
+  if (q == queues_.end() || q->second.paused || max_size == 0) return batches;
+  const Queue& queue = q->second;
+  const size_t slots =
+      std::min<size_t>(max_batches, std::max(0, queue.config.processes - queue.executing));
+  if (slots == 0) return batches;
+  const bool single = queue.config.ordering == Ordering::kNone;
+  std::vector<uint64_t> free;  // may start now, oldest first
+  for (const auto& [sequence, id] : queue.free) {
+    if (free.size() >= slots * (single ? 1 : max_size)) break;
+    const Job& job = jobs_.at(id);
+    if (job.held || (job.info.failed && now < job.retry_at)) continue;
+    free.push_back(id);
+  }
+  if (free.empty()) return batches;
+  // Free jobs shared out in consecutive runs, one run per batch.
+  const size_t count = std::min(slots, free.size());
+  const size_t per = (free.size() + count - 1) / count;
+  std::unordered_set<uint64_t> taken(free.begin(), free.end());
+  for (size_t start = 0; start < free.size(); start += per) {
+    batches.emplace_back(free.begin() + start, free.begin() + std::min(free.size(), start + per));
+  }
+  if (queue.config.ordering != Ordering::kStrict) return batches;
+  // A strict queue's batch goes on with the jobs after it, each waiting only for the one
+  // before. (A dependency queue does not chain: one job that many wait for, like a set-up,
+  // would pull them all into one worker; they go out when they are free instead.)
+  for (auto& batch : batches) {
+    std::unordered_set<uint64_t> members(batch.begin(), batch.end());
+    const Job& first = jobs_.at(batch.front());
+    for (auto it = order_.upper_bound({first.info.sequence, batch.front()});
+         it != order_.end() && batch.size() < max_size; ++it) {
+      const Job& job = jobs_.at(it->second);
+      if (job.info.queue != name || taken.count(it->second)) continue;
+      if (job.executing || job.info.failed || job.unfinished_waits == 0) break;
+      const bool inside = std::all_of(
+          job.waits_for.begin(), job.waits_for.end(),
+          [&](const Blocker& b) { return members.count(b.job_id) || !jobs_.count(b.job_id); });
+      if (!inside) break;
+      batch.push_back(it->second);
+      members.insert(it->second);
+      taken.insert(it->second);
+    }
+  }
+  return batches;
 }
 
 void BatchQueues::Succeeded(uint64_t job_id) { Finish(job_id); }
@@ -169,10 +236,7 @@ void BatchQueues::Succeeded(uint64_t job_id) { Finish(job_id); }
 bool BatchQueues::Failed(uint64_t job_id, TimePoint now) {
   Job& job = jobs_.at(job_id);
   Queue& queue = queues_.at(job.info.queue);
-  if (job.executing) {
-    job.executing = false;
-    --queue.executing;
-  }
+  StopExecuting(job, queue);
   job.info.failed = true;
   ++job.info.failures;
   job.held = job.info.failures >= queue.config.retry.attempts;
@@ -185,8 +249,7 @@ void BatchQueues::Lost(uint64_t job_id) {
   Job& job = jobs_.at(job_id);
   Queue& queue = queues_.at(job.info.queue);
   if (!job.executing) return;
-  job.executing = false;
-  --queue.executing;
+  StopExecuting(job, queue);
   if (job.unfinished_waits == 0) queue.free.emplace(job.info.sequence, job_id);
 }
 
@@ -221,11 +284,11 @@ Status BatchQueues::Skip(uint64_t job_id) {
 void BatchQueues::Finish(uint64_t job_id) {
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return;
+  Queue& queue = queues_.at(it->second.info.queue);
+  StopExecuting(it->second, queue);
   Job job = std::move(it->second);
   jobs_.erase(it);
-  Queue& queue = queues_.at(job.info.queue);
   queue.free.erase({job.info.sequence, job_id});
-  if (job.executing) --queue.executing;
   if (queue.last_job == job_id) queue.last_job = 0;
   if (open_barrier_ == job_id) open_barrier_ = 0;
   order_.erase({job.info.sequence, job_id});

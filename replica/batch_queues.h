@@ -61,6 +61,7 @@ class BatchQueues {
     Footprint footprint;
     int failures = 0;     // failed attempts since it was last released
     bool failed = false;  // the last attempt failed (state Error)
+    int attempts = 0;     // attempts so far, of any outcome
   };
 
   // What a waiting job waits for.
@@ -76,11 +77,21 @@ class BatchQueues {
 
   // Up to `max` jobs of `queue` that may start now, oldest first. Does not start them.
   std::vector<uint64_t> Runnable(const std::string& queue, TimePoint now, size_t max) const;
+  // Up to `max_batches` batches of `queue` that may start now, each for one worker to apply
+  // in order, at most `max_size` jobs long. The jobs that may start now are shared out among
+  // the batches; a strict queue's batch goes on with the jobs that follow it in order. A
+  // `none` queue's batches are single jobs: its jobs run in parallel, as its mode says.
+  // Does not start them.
+  std::vector<std::vector<uint64_t>> RunnableBatches(const std::string& queue, TimePoint now,
+                                                     size_t max_batches, size_t max_size) const;
+  // The number of the next attempt at a job (1 for the first), counting it.
+  int NextAttempt(uint64_t job_id);
   // The earliest moment a backing-off job of any queue may start again, if any.
   std::optional<TimePoint> NextRetry() const;
 
-  // The job is handed to a worker.
-  void Started(uint64_t job_id);
+  // The job, or the batch of jobs, is handed to one worker: it counts as one process.
+  void Started(uint64_t job_id) { Started(std::vector<uint64_t>{job_id}); }
+  void Started(const std::vector<uint64_t>& batch);
   // The job's attempt succeeded: it is finished, and what waited for it may go.
   void Succeeded(uint64_t job_id);
   // The job's attempt failed: it backs off per its queue's retry policy, or, after the last
@@ -124,13 +135,14 @@ class BatchQueues {
     std::vector<Blocker> waits_for;    // as they were when it was added
     std::vector<uint64_t> dependents;  // jobs whose waits_for names this one
     bool executing = false;
+    uint64_t batch = 0;  // the first job of the batch it is executing in
     bool held = false;
     TimePoint retry_at{};
   };
   struct Queue {
     QueueConfig config;
     bool paused = false;
-    int executing = 0;
+    int executing = 0;      // batches (one per worker) executing
     uint64_t last_job = 0;  // the newest unfinished job (strict order chains on it)
     std::set<std::pair<uint64_t, uint64_t>>
         free;  // (sequence, id): waits for nothing, not executing
@@ -143,6 +155,8 @@ class BatchQueues {
 
   // Makes `job` wait for `on` (if unfinished and not yet waited for, per `seen`).
   void Wait(Job& job, uint64_t on, std::string reason, std::unordered_set<uint64_t>& seen);
+  // The job no longer executes; its batch's process is free once all of the batch is done.
+  void StopExecuting(Job& job, Queue& queue);
   void Finish(uint64_t job_id);
 
   std::map<std::string, Queue> queues_;            // by name
@@ -150,6 +164,7 @@ class BatchQueues {
   std::set<std::pair<uint64_t, uint64_t>> order_;  // (sequence, id) of unfinished jobs
   std::unordered_map<std::string, RowUse> rows_;   // by row id
   uint64_t open_barrier_ = 0;                      // the newest unfinished barrier job
+  std::unordered_map<uint64_t, int> batch_open_;   // executing jobs per batch, by first job
 };
 
 }  // namespace ferry

@@ -30,6 +30,7 @@ BatchQueues::NewJob Scheduled(const Job& job, const Catalog* catalog) {
   scheduled.footprint = FootprintOf(catalog, job.message);
   scheduled.failed = job.state == JobState::kError;
   scheduled.failures = job.attempts - job.released_attempts;
+  scheduled.attempts = job.attempts;
   return scheduled;
 }
 
@@ -260,7 +261,7 @@ void Replica::Dispatch() {
   for (const auto& queue : options_.queues.queues()) {
     std::vector<std::pair<const std::string*, WorkerSession*>> idle;
     for (auto& [identity, session] : sessions_) {
-      if (session.queue == queue.name && session.current_job == 0 && !session.retiring) {
+      if (session.queue == queue.name && session.batch.empty() && !session.retiring) {
         idle.emplace_back(&identity, &session);
       }
     }
@@ -269,33 +270,44 @@ void Replica::Dispatch() {
       return a.second->idle_since < b.second->idle_since;
     });
     size_t next_worker = 0;
-    for (uint64_t job_id : scheduler_.Runnable(queue.name, now, idle.size())) {
+    for (auto& batch : scheduler_.RunnableBatches(queue.name, now, idle.size(), kMaxBatch)) {
       auto [identity, session] = idle[next_worker];
-      auto attempt = store_->MarkExecuting(job_id, session->id, clock_->NowMicros());
-      if (attempt.status().code() == Status::Code::kNotFound) {
-        // Finished in the store: a worker committed it and went away before we heard.
-        LogInfo("job " + std::to_string(job_id) + " was applied by a worker that has gone");
-        scheduler_.Succeeded(job_id);
-        continue;
-      }
-      if (!attempt.ok()) {
-        LogError("job " + std::to_string(job_id) + " not started: " + attempt.status().message());
-        continue;
-      }
       wire::Envelope assignment;
-      assignment.mutable_job_assignment()->set_job_id(job_id);
-      assignment.mutable_job_assignment()->set_attempt(*attempt);
       assignment.mutable_job_assignment()->set_session_id(session->id);
+      for (uint64_t job_id : batch) {
+        wire::AssignedJob* job = assignment.mutable_job_assignment()->add_jobs();
+        job->set_job_id(job_id);
+        job->set_attempt(scheduler_.NextAttempt(job_id));
+      }
       Status sent = Send(worker_socket_, assignment, *identity);
       if (!sent.ok()) {
         LogWarning("worker session " + session->id + " unreachable: " + sent.message());
         session->retiring = true;  // its process check will remove it
         continue;
       }
-      scheduler_.Started(job_id);
-      session->current_job = job_id;
+      scheduler_.Started(batch);
+      session->batch = std::move(batch);
       ++next_worker;
     }
+  }
+}
+
+void Replica::OnJobResult(const wire::JobResult& result, const std::string& queue) {
+  if (!scheduler_.Contains(result.job_id())) return;
+  if (result.ready()) {
+    scheduler_.Succeeded(result.job_id());
+    return;
+  }
+  last_error_ = result.error();
+  const std::string job = "job " + std::to_string(result.job_id());
+  if (scheduler_.Failed(result.job_id(), clock_->Steady())) {
+    LogError(job + " of queue " + queue + " failed its last allowed attempt and is held " +
+             "(ferryctl job retry|skip " + std::to_string(result.job_id()) +
+             "): " + result.error());
+  } else {
+    LogWarning(job + " failed and will be retried in " +
+               Millis(*scheduler_.RetryAt(result.job_id()) - clock_->Steady()) + ": " +
+               result.error());
   }
 }
 
@@ -327,33 +339,30 @@ void Replica::HandleWorkers() {
     } else if (envelope.has_job_outcome()) {
       const wire::JobOutcome& outcome = envelope.job_outcome();
       auto it = sessions_.find(received->identity);
-      if (it == sessions_.end() || it->second.current_job != outcome.job_id()) {
-        // A worker that was asked to stop, or was taken for dead, and finished its job after
-        // all: a success counts unless the job has been handed to someone else meanwhile.
-        if (outcome.ready() && scheduler_.Contains(outcome.job_id()) &&
-            scheduler_.StateOf(outcome.job_id()) != BatchQueues::State::kExecuting) {
-          scheduler_.Succeeded(outcome.job_id());
+      if (it == sessions_.end() || it->second.batch.empty() || outcome.results().empty() ||
+          it->second.batch.front() != outcome.results(0).job_id()) {
+        // A worker that was asked to stop, or was taken for dead, and finished after all: a
+        // success counts unless the job has been handed to someone else meanwhile.
+        for (const auto& result : outcome.results()) {
+          if (result.ready() && scheduler_.Contains(result.job_id()) &&
+              scheduler_.StateOf(result.job_id()) != BatchQueues::State::kExecuting) {
+            scheduler_.Succeeded(result.job_id());
+          }
         }
         continue;
       }
-      it->second.current_job = 0;
-      it->second.idle_since = clock_->Steady();
-      if (!scheduler_.Contains(outcome.job_id())) continue;
-      if (outcome.ready()) {
-        scheduler_.Succeeded(outcome.job_id());
-        continue;
+      WorkerSession& session = it->second;
+      std::set<uint64_t> attempted;
+      for (const auto& result : outcome.results()) {
+        attempted.insert(result.job_id());
+        OnJobResult(result, session.queue);
       }
-      last_error_ = outcome.error();
-      const std::string queue = it->second.queue;
-      if (scheduler_.Failed(outcome.job_id(), clock_->Steady())) {
-        LogError("job " + std::to_string(outcome.job_id()) + " of queue " + queue +
-                 " failed its last allowed attempt and is held (ferryctl job retry|skip " +
-                 std::to_string(outcome.job_id()) + "): " + outcome.error());
-      } else {
-        LogWarning("job " + std::to_string(outcome.job_id()) + " failed and will be retried in " +
-                   Millis(*scheduler_.RetryAt(outcome.job_id()) - clock_->Steady()) + ": " +
-                   outcome.error());
+      // The jobs after a failed one were not attempted: they may start again at once.
+      for (uint64_t job_id : session.batch) {
+        if (!attempted.count(job_id) && scheduler_.Contains(job_id)) scheduler_.Lost(job_id);
       }
+      session.batch.clear();
+      session.idle_since = clock_->Steady();
     } else {
       LogWarning("worker port: unexpected " + BodyName(envelope));
     }
@@ -379,10 +388,16 @@ void Replica::CheckWorkers() {
 void Replica::OnWorkerGone(int pid) {
   for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
     if (it->second.pid != pid) continue;
-    if (it->second.current_job != 0) {
-      LogWarning("job " + std::to_string(it->second.current_job) + " lost its worker " +
-                 it->second.id + " (pid " + std::to_string(pid) + "); it will be handed out again");
-      if (scheduler_.Contains(it->second.current_job)) scheduler_.Lost(it->second.current_job);
+    if (!it->second.batch.empty()) {
+      LogWarning("job " + std::to_string(it->second.batch.front()) +
+                 (it->second.batch.size() > 1
+                      ? " and " + std::to_string(it->second.batch.size() - 1) + " after it"
+                      : std::string()) +
+                 " lost their worker " + it->second.id + " (pid " + std::to_string(pid) +
+                 "); they will be handed out again");
+      for (uint64_t job_id : it->second.batch) {
+        if (scheduler_.Contains(job_id)) scheduler_.Lost(job_id);
+      }
     }
     sessions_.erase(it);
     return;
@@ -450,7 +465,7 @@ StatusOr<wire::ReplicaStatus> Replica::CurrentStatus() {
     worker->set_session_id(session.id);
     worker->set_pid(session.pid);
     worker->set_queue(session.queue);
-    worker->set_current_job(session.current_job);
+    worker->set_current_job(session.batch.empty() ? 0 : session.batch.front());
     worker->set_started_at_us(session.started_at_us);
   }
   status.set_last_error(last_error_);
@@ -474,7 +489,7 @@ wire::Envelope Replica::OnQueueCommand(const wire::QueueCommand& command) {
       if (!set.ok()) return ErrorEnvelope(0, ErrorCodeFor(set), set.message());
       std::set<pid_t> busy;
       for (const auto& [identity, session] : sessions_) {
-        if (session.queue == queue->name && session.current_job) busy.insert(session.pid);
+        if (session.queue == queue->name && !session.batch.empty()) busy.insert(session.pid);
       }
       for (pid_t pid : supervisors_.at(queue->name).SetProcesses(processes, busy)) {
         for (auto& [identity, session] : sessions_) {

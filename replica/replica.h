@@ -19,6 +19,9 @@
 
 namespace ferry {
 
+// The most jobs one worker applies in one transaction.
+inline constexpr size_t kMaxBatch = 256;
+
 struct ReplicaOptions {
   std::string site;                                       // this site's name; required
   std::string master_endpoint;                            // the master's stream port; required
@@ -60,7 +63,7 @@ class Replica {
     std::string id;  // "W<n>", unique within this replication session
     int pid = 0;
     std::string queue;
-    uint64_t current_job = 0;  // 0 when idle
+    std::vector<uint64_t> batch;  // the jobs it is applying, in order; empty when idle
     int64_t started_at_us = 0;
     bool retiring = false;                               // asked to stop: gets no new job
     std::chrono::steady_clock::time_point idle_since{};  // the longest idle gets the next job
@@ -77,6 +80,7 @@ class Replica {
   void SayHello();
   void Post(std::vector<Job> jobs);
   void Dispatch();
+  void OnJobResult(const wire::JobResult& result, const std::string& queue);
   void CheckWorkers();
   void OnWorkerGone(int pid);
   void Prune();

@@ -65,9 +65,6 @@ class ReplicaStore {
   // The configuration in force for the next message: the newest one received.
   virtual StatusOr<std::optional<config::MasterConfiguration>> NewestConfiguration() = 0;
 
-  // Records that `session` starts job `job_id`; returns the attempt's number (1, 2, ...).
-  virtual StatusOr<int> MarkExecuting(uint64_t job_id, const std::string& session,
-                                      int64_t now_us) = 0;
   // Operator actions: the job is set aside, or gets a fresh retry budget.
   virtual Status MarkSkipped(uint64_t job_id, int64_t now_us) = 0;
   virtual Status MarkReleased(uint64_t job_id) = 0;
@@ -101,17 +98,29 @@ class ReplicaStore {
     int pid = 0;
     int64_t started_at_us = 0;  // when the worker took the job
   };
-  // Applies the job and marks it Ready in one durable transaction that also records the
+  // Applies the jobs in order in one transaction, each in a savepoint, and records each
   // attempt: a Receive_Message job's LU changes, a Receive_Configuration job's tables and
-  // catalog. A job that is Ready already changes nothing (the attempt says AlreadyReady). On
-  // failure nothing of it is applied; the job is marked Error and the attempt records the
-  // returned message (naming the job, the LU, the key and what failed).
-  // The job's finish time comes from `clock` just before the COMMIT: the replica's commit time.
-  virtual Status ApplyJob(const Attempt& attempt, const Clock& clock) = 0;
+  // catalog, a Receive_Snapshot part's rows (the first part empties the LU tables first).
+  // A job Ready already changes nothing (its attempt says AlreadyReady). A job that fails
+  // rolls back alone and is marked Error with the message (naming the job, the LU, the key
+  // and what failed); the jobs after it are not attempted. Returns one Status per attempted
+  // job. Each attempt's start and end are its own; every applied job's finish time is the
+  // batch's commit, from `clock` just before the COMMIT.
+  virtual std::vector<Status> ApplyJobs(const std::vector<Attempt>& attempts,
+                                        const Clock& clock) = 0;
+  // One job: ApplyJobs of it alone.
+  Status ApplyJob(const Attempt& attempt, const Clock& clock) {
+    std::vector<Status> results = ApplyJobs({attempt}, clock);
+    return results.empty() ? Status::Internal("job not attempted") : results.front();
+  }
 };
 
 struct ReplicaStoreOptions {
   bool create = true;  // create the database if missing (the node); a worker opens an existing one
+  // fsync every commit. A worker may do without: what it applies comes from the inbox, which
+  // the node commits durably before acknowledging, so a commit lost to a power failure (its
+  // rows and its Ready marks together) is applied again after the restart.
+  bool durable_commits = true;
 };
 
 StatusOr<std::unique_ptr<ReplicaStore>> OpenSqliteReplicaStore(const std::string& path,

@@ -218,25 +218,6 @@ class SqliteReplicaStore final : public ReplicaStore {
     return config;
   }
 
-  StatusOr<int> MarkExecuting(uint64_t job_id, const std::string& session,
-                              int64_t now_us) override {
-    auto statement = Cached(
-        "UPDATE ferry_jobs SET state='Executing', attempts=attempts+1, session=?, "
-        "started_at_us=? WHERE job_id=? AND state NOT IN ('Ready', 'Skipped') RETURNING attempts");
-    if (!statement.ok()) return statement.status();
-    sqlite::Statement& s = **statement;
-    s.Bind(1, session).Bind(2, now_us).Bind(3, static_cast<int64_t>(job_id));
-    auto step = s.Step();
-    if (!step.ok()) return step.status();
-    if (*step == sqlite::Statement::StepResult::kDone) {
-      s.Reset();
-      return Status::NotFound("job " + std::to_string(job_id) + " is not unfinished");
-    }
-    int attempt = static_cast<int>(s.ColumnInt(0));
-    s.Reset();
-    return attempt;
-  }
-
   Status MarkSkipped(uint64_t job_id, int64_t now_us) override {
     auto statement = Cached(
         "UPDATE ferry_jobs SET state='Skipped', finished_at_us=? WHERE job_id=? AND state='Error'");
@@ -404,25 +385,66 @@ class SqliteReplicaStore final : public ReplicaStore {
     return message;
   }
 
-  Status ApplyJob(const Attempt& attempt, const Clock& clock) override {
-    bool job_exists = false;
-    Status applied = TryApply(attempt, clock, &job_exists);
-    if (applied.ok() || !job_exists) return applied;  // no job: nothing to record it on
-    // The apply transaction was rolled back; record the failure in a transaction of its own.
+  std::vector<Status> ApplyJobs(const std::vector<Attempt>& attempts, const Clock& clock) override {
+    std::vector<Status> results;
+    if (attempts.empty()) return results;
     auto transaction = sqlite::Transaction::Begin(db_);
-    Status recorded = transaction.ok() ? Status::Ok() : transaction.status();
-    if (recorded.ok()) {
-      recorded = Finish(attempt, "Error", applied.message(), clock.NowMicros());
+    if (!transaction.ok()) return {transaction.status()};
+    std::vector<uint64_t> ready;
+    for (Attempt attempt : attempts) {
+      if (!results.empty()) attempt.started_at_us = clock.NowMicros();  // its own start
+      Status opened = db_.Exec("SAVEPOINT job");
+      if (!opened.ok()) {
+        results.push_back(opened);
+        break;
+      }
+      bool job_exists = false, applied_now = false;
+      Status applied = ApplyOne(attempt, clock, &job_exists, &applied_now);
+      if (applied.ok()) {
+        (void)db_.Exec("RELEASE job");
+        results.push_back(applied);
+        if (applied_now) ready.push_back(attempt.job_id);  // not one finished before
+        continue;
+      }
+      // This job alone rolls back; its failure is recorded with the batch's commit. The jobs
+      // after it are not attempted: they may depend on it.
+      (void)db_.Exec("ROLLBACK TO job");
+      (void)db_.Exec("RELEASE job");
+      if (job_exists) {
+        Status recorded = Finish(attempt, "Error", applied.message(), clock.NowMicros());
+        if (!recorded.ok())
+          applied = applied.Annotate("(error not recorded: " + recorded.message() + ")");
+      }
+      results.push_back(applied);
+      break;
     }
-    if (recorded.ok()) recorded = transaction->Commit();
-    if (!recorded.ok()) return applied.Annotate("(error not recorded: " + recorded.message() + ")");
-    return applied;
+    // The replica's commit time of every applied job: now, just before the COMMIT.
+    Status stamped = StampCommitTime(ready, clock.NowMicros());
+    Status committed = stamped.ok() ? transaction->Commit() : stamped;
+    if (!committed.ok()) {
+      for (auto& result : results) result = committed.Annotate("the batch did not commit");
+    }
+    return results;
   }
 
  private:
-  Status TryApply(const Attempt& attempt, const Clock& clock, bool* job_exists) {
-    auto transaction = sqlite::Transaction::Begin(db_);
-    if (!transaction.ok()) return transaction.status();
+  Status StampCommitTime(const std::vector<uint64_t>& jobs, int64_t now_us) {
+    if (jobs.empty()) return Status::Ok();
+    std::string sql = "UPDATE ferry_jobs SET finished_at_us=? WHERE job_id IN (";
+    for (size_t i = 0; i < jobs.size(); ++i) sql += i ? ",?" : "?";
+    auto statement = Cached(sql + ")");
+    if (!statement.ok()) return statement.status();
+    (*statement)->Bind(1, now_us);
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      (*statement)->Bind(static_cast<int>(i) + 2, static_cast<int64_t>(jobs[i]));
+    }
+    return (*statement)->Run();
+  }
+
+  // Applies one job and marks it Ready (`*applied_now`), finds it finished already (an
+  // AlreadyReady attempt; the job row is left as it was), or reports why not.
+  // REQUIRES: in a transaction (the caller rolls back what a failure leaves).
+  Status ApplyOne(const Attempt& attempt, const Clock& clock, bool* job_exists, bool* applied_now) {
     auto read = Cached(
         "SELECT j.state, j.sequence, i.message FROM ferry_jobs j "
         "JOIN ferry_inbox i ON i.sequence = j.sequence WHERE j.job_id=?");
@@ -445,8 +467,7 @@ class SqliteReplicaStore final : public ReplicaStore {
     s.Reset();
     if (state == JobStateName(JobState::kReady) || state == JobStateName(JobState::kSkipped)) {
       // Applied (or set aside) before, e.g. by a worker that died before it could report.
-      FERRY_RETURN_IF_ERROR(RecordAttempt(attempt, "AlreadyReady", "", clock.NowMicros()));
-      return transaction->Commit();
+      return RecordAttempt(attempt, "AlreadyReady", "", clock.NowMicros());
     }
     if (!parsed) return Status::Malformed(job_name + ": its stored message does not decode");
     if (message.message_class() == wire::RECEIVE_CONFIGURATION) {
@@ -467,21 +488,26 @@ class SqliteReplicaStore final : public ReplicaStore {
         FERRY_RETURN_IF_ERROR(tables_->Apply(message.changes(i), nullptr).Annotate(where));
       }
     }
-    FERRY_RETURN_IF_ERROR(Finish(attempt, "Ready", "", clock.NowMicros()));
-    return transaction->Commit();
+    *applied_now = true;
+    return Finish(attempt, "Ready", "", clock.NowMicros());
   }
 
   // Sets the job's outcome and records the attempt. REQUIRES: in a transaction.
   Status Finish(const Attempt& attempt, const std::string& outcome, const std::string& error,
                 int64_t now_us) {
+    // The job row carries its latest attempt: its number, session and start.
     auto update = Cached(
-        "UPDATE ferry_jobs SET state=?, error=NULLIF(?, ''), finished_at_us=? WHERE job_id=?");
+        "UPDATE ferry_jobs SET state=?, error=NULLIF(?, ''), finished_at_us=?, "
+        "attempts=MAX(attempts, ?), session=?, started_at_us=? WHERE job_id=?");
     if (!update.ok()) return update.status();
     FERRY_RETURN_IF_ERROR((*update)
                               ->Bind(1, outcome)
                               .Bind(2, error)
                               .Bind(3, now_us)
-                              .Bind(4, static_cast<int64_t>(attempt.job_id))
+                              .Bind(4, static_cast<int64_t>(attempt.attempt))
+                              .Bind(5, attempt.session_id)
+                              .Bind(6, attempt.started_at_us)
+                              .Bind(7, static_cast<int64_t>(attempt.job_id))
                               .Run());
     return RecordAttempt(attempt, outcome, error, now_us);
   }
@@ -574,6 +600,7 @@ StatusOr<std::unique_ptr<ReplicaStore>> OpenSqliteReplicaStore(const std::string
                                                                const ReplicaStoreOptions& options) {
   sqlite::Db::Options db_options;
   db_options.create = options.create;
+  db_options.synchronous_full = options.durable_commits;
   auto db = sqlite::Db::Open(path, db_options);
   if (!db.ok()) return db.status();
   auto store = std::make_unique<SqliteReplicaStore>(std::move(db).value());

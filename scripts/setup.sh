@@ -9,7 +9,7 @@ packages=(
   libprotobuf-dev protobuf-compiler
   libboost-program-options-dev
   libsqlite3-dev sqlite3
-  libgtest-dev libgmock-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
 )
 

@@ -12,7 +12,9 @@ namespace ferry {
 StatusOr<std::unique_ptr<Worker>> Worker::Create(zmq::context_t& context, WorkerOptions options,
                                                  const Clock* clock) {
   if (options.replica_endpoint.empty()) return Status::InvalidArgument("no replica endpoint given");
-  auto store = OpenSqliteReplicaStore(options.db_path, {.create = false});
+  // No fsync per commit: what a worker applies comes from the durable inbox, and a commit
+  // lost to a power failure is applied again (see ReplicaStoreOptions::durable_commits).
+  auto store = OpenSqliteReplicaStore(options.db_path, {.create = false, .durable_commits = false});
   if (!store.ok()) return store.status();
   std::unique_ptr<Worker> worker(
       new Worker(context, std::move(options), clock, std::move(store).value()));
@@ -90,7 +92,7 @@ Status Worker::Run(const std::atomic<bool>& stop) {
                    "; a worker takes only JobAssignment");
         continue;
       }
-      RunJob(envelope.job_assignment());
+      RunBatch(envelope.job_assignment());
       last_hello = clock_->Steady();
     }
   }
@@ -110,28 +112,36 @@ std::chrono::milliseconds Worker::ApplyDelay(uint64_t job_id) {
   return delay;
 }
 
-void Worker::RunJob(const wire::JobAssignment& assignment) {
-  ReplicaStore::Attempt attempt;
-  attempt.job_id = assignment.job_id();
-  attempt.attempt = static_cast<int>(assignment.attempt());
-  attempt.session_id = assignment.session_id();
-  attempt.pid = getpid();
-  attempt.started_at_us = clock_->NowMicros();
-  if (!options_.apply_delays.empty()) {
-    // Outside the transaction, as slow work before the writes would be.
-    std::this_thread::sleep_for(ApplyDelay(attempt.job_id));
+void Worker::RunBatch(const wire::JobAssignment& assignment) {
+  std::vector<ReplicaStore::Attempt> attempts;
+  std::chrono::milliseconds delay(0);
+  for (const auto& job : assignment.jobs()) {
+    ReplicaStore::Attempt& attempt = attempts.emplace_back();
+    attempt.job_id = job.job_id();
+    attempt.attempt = static_cast<int>(job.attempt());
+    attempt.session_id = assignment.session_id();
+    attempt.pid = getpid();
+    if (!options_.apply_delays.empty()) delay = std::max(delay, ApplyDelay(job.job_id()));
   }
-  Status applied = store_->ApplyJob(attempt, *clock_);
+  if (attempts.empty()) return;
+  attempts.front().started_at_us = clock_->NowMicros();
+  // Outside the transaction, as slow work before the writes would be.
+  if (delay.count() > 0) std::this_thread::sleep_for(delay);
+  std::vector<Status> results = store_->ApplyJobs(attempts, *clock_);
   wire::Envelope outcome;
-  outcome.mutable_job_outcome()->set_job_id(attempt.job_id);
-  outcome.mutable_job_outcome()->set_ready(applied.ok());
-  if (!applied.ok()) {
-    outcome.mutable_job_outcome()->set_error(applied.message());
-    LogWarning(applied.message());
+  for (size_t i = 0; i < results.size(); ++i) {
+    wire::JobResult* result = outcome.mutable_job_outcome()->add_results();
+    result->set_job_id(attempts[i].job_id);
+    result->set_ready(results[i].ok());
+    if (!results[i].ok()) {
+      result->set_error(results[i].message());
+      LogWarning(results[i].message());
+    }
   }
   Status sent = Send(socket_, outcome);
   if (!sent.ok()) {
-    LogError("outcome of job " + std::to_string(attempt.job_id) + " not sent: " + sent.message());
+    LogError("outcome of job " + std::to_string(attempts.front().job_id) + " and " +
+             std::to_string(attempts.size() - 1) + " after it not sent: " + sent.message());
   }
 }
 

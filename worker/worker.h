@@ -28,8 +28,9 @@ struct WorkerOptions {
 Status ParseApplyDelay(const std::string& text, WorkerOptions* options);
 
 // ferry-worker: a background process bound to one batch queue of a replica. It says hello to
-// the replica's worker port, then applies each job it is assigned (all of the job's LU
-// changes and the job's Ready mark in one transaction) and reports the outcome. The replica
+// the replica's worker port, then applies each batch of jobs it is assigned (every job's LU
+// changes and its Ready mark, in order, in one transaction with a savepoint per job) and
+// reports each job's outcome. The replica
 // decides what runs when; a worker never picks a job itself. Single-threaded.
 class Worker {
  public:
@@ -43,7 +44,8 @@ class Worker {
   Worker(zmq::context_t& context, WorkerOptions options, const Clock* clock,
          std::unique_ptr<ReplicaStore> store);
   Status SayHello();
-  void RunJob(const wire::JobAssignment& assignment);
+  // Applies an assignment's jobs in one transaction and reports each attempted one.
+  void RunBatch(const wire::JobAssignment& assignment);
   // The configured delay for `job_id`'s changes (the longest that applies).
   std::chrono::milliseconds ApplyDelay(uint64_t job_id);
 

@@ -200,6 +200,8 @@ TEST_F(MasterStoreTest, RemoveOfAnUnreferencedRowIsRoutedLikeTheRowWas) {
 TEST_F(MasterStoreTest, PositionsAndTransactionIdsSurviveReopening) {
   CommitBasics();
   ASSERT_OK(store_->RecordAcknowledged("SITE-A", 1));
+  EXPECT_EQ(Position("SITE-A").acknowledged_sequence, 1u);  // at once, in memory
+  ASSERT_OK(store_->Prune(1000, 1).status());               // and written with the next Prune
   Reopen();
   EXPECT_EQ(store_->LastTransactionId(), 1u);
   EXPECT_EQ(Position("SITE-A").latest_sequence, 1u);

@@ -717,3 +717,60 @@ TEST_F(BatchQueuesTest, JobReaddedAfterRestartWithAttemptsLeftIsNotHeld) {
 
 }  // namespace
 }  // namespace ferry
+
+namespace ferry {
+namespace {
+
+// --- batches ---
+
+using Batches = std::vector<std::vector<uint64_t>>;
+
+TEST_F(BatchQueuesTest, StrictBatchIsTheChainInOrderUpToItsSize) {
+  BatchQueues queues(Queues({}));
+  for (uint64_t id : {1, 2, 3, 4, 5}) queues.Add(PlainJob(id));
+  EXPECT_EQ(queues.RunnableBatches(kReplicationQueue, kStart, 4, 3), (Batches{{1, 2, 3}}));
+  queues.Started(Ids{1, 2, 3});
+  // One process, busy with the batch, however long it is.
+  EXPECT_TRUE(queues.RunnableBatches(kReplicationQueue, kStart, 4, 3).empty());
+  for (uint64_t id : {1, 2, 3}) queues.Succeeded(id);
+  EXPECT_EQ(queues.RunnableBatches(kReplicationQueue, kStart, 4, 10), (Batches{{4, 5}}));
+}
+
+TEST_F(BatchQueuesTest, JobsNotAttemptedInAFailedBatchRunAgainAndTheProcessIsFree) {
+  BatchQueues queues(Queues({}));
+  for (uint64_t id : {1, 2, 3}) queues.Add(PlainJob(id));
+  queues.Started(Ids{1, 2, 3});
+  queues.Succeeded(1);
+  queues.Failed(2, kStart);  // 3 was not attempted: the replica reports it lost
+  queues.Lost(3);
+  EXPECT_EQ(queues.View(kReplicationQueue).executing, 0);
+  EXPECT_EQ(queues.StateOf(3), State::kWaiting);  // strict: behind the failed 2
+}
+
+TEST_F(BatchQueuesTest, NoneQueueBatchesAreSingleJobs) {
+  BatchQueues queues(
+      Queues({{"queue.REPLICATION.processes", "2"}, {"queue.REPLICATION.ordering", "none"}}));
+  for (uint64_t id : {1, 2, 3, 4}) queues.Add(PlainJob(id));
+  EXPECT_EQ(queues.RunnableBatches(kReplicationQueue, kStart, 4, 10), (Batches{{1}, {2}}));
+}
+
+TEST_F(DependencyTest, FreeJobsAreSharedOutAndWaitingOnesStayBehind) {
+  BatchQueues queues(DependencyQueues(2));
+  queues.Add(JobOf(1, {NewCustomer("CU-1")}));
+  queues.Add(JobOf(2, {NewCustomer("CU-2")}));
+  queues.Add(JobOf(3, {NewCustomer("CU-3")}));
+  queues.Add(JobOf(4, {NewOrder("O-1", "CU-1")}));  // waits for 1
+  queues.Add(JobOf(5, {NewCustomer("CU-5")}));
+  EXPECT_EQ(queues.RunnableBatches(kReplicationQueue, kStart, 2, 10), (Batches{{1, 2}, {3, 5}}));
+  // Two batches, two processes: nothing more until one is done.
+  queues.Started(Ids{1, 2});
+  queues.Started(Ids{3, 5});
+  EXPECT_TRUE(queues.RunnableBatches(kReplicationQueue, kStart, 2, 10).empty());
+  queues.Succeeded(1);
+  EXPECT_TRUE(queues.RunnableBatches(kReplicationQueue, kStart, 2, 10).empty()) << "2 still runs";
+  queues.Succeeded(2);
+  EXPECT_EQ(queues.RunnableBatches(kReplicationQueue, kStart, 2, 10), (Batches{{4}}));
+}
+
+}  // namespace
+}  // namespace ferry

@@ -1,14 +1,16 @@
 // The replica's SQLite store: storing a contiguous stream of replication messages as jobs (one
 // per message, configurations included), applying a job whole or not at all (a configuration
-// job installs the LU tables, a message job its LU changes), the attempts recorded for each
-// job, the operators' job actions and queue settings, listing and pruning jobs, sessions, and
-// reopening.
+// job installs the LU tables, a message job its LU changes), applying a batch of jobs in one
+// transaction that stops at the first failing job, the attempts recorded for each job (the
+// node numbers them; the store keeps the highest), the operators' job actions and queue
+// settings, listing and pruning jobs, sessions, and reopening.
 #include "replica/replica_store.h"
 
 #include <gmock/gmock.h>
 #include <google/protobuf/util/message_differencer.h>
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -51,6 +53,28 @@ wire::LuChange NewCustomer(const std::string& id, const std::string& company) {
   return Change("Customer", wire::NEW, {{"customer_id", id}},
                 {{"company_id", company}, {"credit_limit", "5000"}});
 }
+
+// A clock that moves on 10 µs at every reading and calls `watch` first, e.g. to look at the
+// database from another connection while the store is inside its transaction.
+class WatchingClock : public Clock {
+ public:
+  WatchingClock(int64_t start_us, std::function<void()> watch)
+      : now_us_(start_us), watch_(std::move(watch)) {}
+  int64_t NowMicros() const override {
+    watch_();
+    now_us_ += 10;
+    return now_us_;
+  }
+  std::chrono::steady_clock::time_point Steady() const override {
+    return std::chrono::steady_clock::time_point(std::chrono::microseconds(now_us_));
+  }
+  // The last reading.
+  int64_t last_us() const { return now_us_; }
+
+ private:
+  mutable int64_t now_us_;
+  std::function<void()> watch_;
+};
 
 bool SameConfiguration(const config::MasterConfiguration& a, const config::MasterConfiguration& b) {
   return google::protobuf::util::MessageDifferencer::Equals(a, b);
@@ -137,6 +161,9 @@ class ReplicaStoreTest : public ::testing::Test {
     a.started_at_us = started_at_us;
     return a;
   }
+
+  // The next attempt's number at `job_id`: 1, 2, 3 ..., as the replica node numbers them.
+  int NextAttempt(uint64_t job_id) { return ++attempts_[job_id]; }
 
   // One attempt at `job_id` by a worker that took it at `now_us`.
   Status Apply(uint64_t job_id, int attempt = 1, int64_t now_us = kNowUs) {
@@ -232,7 +259,8 @@ class ReplicaStoreTest : public ::testing::Test {
   std::string path_;
   std::shared_ptr<const Catalog> catalog_;
   std::unique_ptr<ReplicaStore> store_;
-  Job configuration_job_;  // set by StoreConfigurationAnd
+  Job configuration_job_;             // set by StoreConfigurationAnd
+  std::map<uint64_t, int> attempts_;  // by job id: the last attempt NextAttempt numbered
 };
 
 // ---- Storing messages.
@@ -551,16 +579,242 @@ TEST_F(ReplicaStoreTest, ApplyJobOfUnknownJobRecordsNoAttempt) {
   EXPECT_EQ(record.attempt_log_size(), 0) << record.DebugString();
 }
 
+// ---- Applying a batch of jobs.
+
+TEST_F(ReplicaStoreTest, ApplyJobsAppliesEveryJobOfTheBatch) {
+  std::vector<Job> jobs = InstallConfigurationAnd(
+      {NewCompany("C1"), NewSite("C1-S1", "C1"), NewCustomer("CU-1", "C1")});
+  ASSERT_EQ(jobs.size(), 3u);
+  std::vector<ReplicaStore::Attempt> batch;
+  for (const Job& job : jobs) batch.push_back(MakeAttempt(job.id, NextAttempt(job.id), kNowUs));
+
+  std::vector<Status> results = store_->ApplyJobs(batch, testing::FixedClock(kNowUs + 500));
+
+  ASSERT_EQ(results.size(), 3u);
+  for (const Status& result : results) EXPECT_OK(result);
+  EXPECT_EQ(Rows("Company").size(), 1u);
+  EXPECT_EQ(Rows("Site").size(), 1u);
+  EXPECT_EQ(Rows("Customer").size(), 1u);
+  EXPECT_TRUE(Unfinished().empty());
+  EXPECT_EQ(Counts()[kMessageQueue], (std::map<std::string, uint64_t>{{"Ready", 3}}));
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    SCOPED_TRACE("job " + std::to_string(i));
+    wire::JobRecord record = Record(jobs[i].id);
+    EXPECT_EQ(record.state(), "Ready");
+    EXPECT_EQ(record.attempts(), 1u);
+    EXPECT_EQ(record.session_id(), kSession);
+    EXPECT_EQ(record.finished_at_us(), kNowUs + 500);  // the batch's commit
+    EXPECT_EQ(record.error(), "");
+    ASSERT_EQ(record.attempt_log_size(), 1);
+    const wire::AttemptRecord& logged = record.attempt_log(0);
+    EXPECT_EQ(logged.attempt(), 1u);
+    EXPECT_EQ(logged.session_id(), kSession);
+    EXPECT_EQ(logged.pid(), kPid);
+    EXPECT_EQ(logged.outcome(), "Ready");
+    EXPECT_EQ(logged.finished_at_us(), kNowUs + 500);
+    // The first attempt starts when the worker took the batch, the others when they begin.
+    EXPECT_EQ(logged.started_at_us(), i == 0 ? kNowUs : kNowUs + 500);
+    EXPECT_EQ(record.started_at_us(), logged.started_at_us());
+  }
+}
+
+TEST_F(ReplicaStoreTest, ApplyJobsCommitsTheBatchOnceWithOneFinishTime) {
+  std::vector<Job> jobs = InstallConfigurationAnd(
+      {NewCompany("C1"), NewSite("C1-S1", "C1"), NewCustomer("CU-1", "C1")});
+  ASSERT_EQ(jobs.size(), 3u);
+  const std::string states_sql = "SELECT state FROM ferry_jobs WHERE job_id IN (" +
+                                 std::to_string(jobs[0].id) + "," + std::to_string(jobs[1].id) +
+                                 "," + std::to_string(jobs[2].id) + ") ORDER BY job_id";
+  // At every reading of the clock, what another connection sees: committed states only.
+  std::vector<std::vector<std::string>> seen;
+  WatchingClock clock(kNowUs + 1000, [&] { seen.push_back(Query(states_sql)); });
+  std::vector<ReplicaStore::Attempt> batch;
+  for (const Job& job : jobs) batch.push_back(MakeAttempt(job.id, NextAttempt(job.id), kNowUs));
+
+  std::vector<Status> results = store_->ApplyJobs(batch, clock);
+
+  ASSERT_EQ(results.size(), 3u);
+  for (const Status& result : results) EXPECT_OK(result);
+  // Nothing was committed before the end, the last reading (just before the COMMIT) included.
+  ASSERT_FALSE(seen.empty());
+  for (const auto& states : seen) EXPECT_THAT(states, ElementsAre("Posted", "Posted", "Posted"));
+  EXPECT_THAT(Query(states_sql), ElementsAre("Ready", "Ready", "Ready"));
+  // Every job finished at the batch's commit: the clock's last reading. Each attempt has its
+  // own start and end, in order.
+  const int64_t commit_us = clock.last_us();
+  int64_t previous_end_us = kNowUs;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    SCOPED_TRACE("job " + std::to_string(i));
+    wire::JobRecord record = Record(jobs[i].id);
+    EXPECT_EQ(record.finished_at_us(), commit_us);
+    ASSERT_EQ(record.attempt_log_size(), 1);
+    const wire::AttemptRecord& logged = record.attempt_log(0);
+    if (i == 0) {
+      EXPECT_EQ(logged.started_at_us(), kNowUs);  // the worker's
+    } else {
+      EXPECT_GE(logged.started_at_us(), previous_end_us);
+    }
+    EXPECT_GT(logged.finished_at_us(), logged.started_at_us());
+    EXPECT_LE(logged.finished_at_us(), commit_us);
+    EXPECT_EQ(record.started_at_us(), logged.started_at_us());
+    previous_end_us = logged.finished_at_us();
+  }
+}
+
+TEST_F(ReplicaStoreTest, ApplyJobsStopsAtAFailingJobAndKeepsTheJobsBeforeIt) {
+  // The second job's Site names a company that does not exist.
+  std::vector<Job> jobs = InstallConfigurationAnd(
+      {NewCompany("C1"), NewSite("C2-S1", "C2"), NewCustomer("CU-1", "C1")});
+  ASSERT_EQ(jobs.size(), 3u);
+  std::vector<ReplicaStore::Attempt> batch;
+  for (const Job& job : jobs) batch.push_back(MakeAttempt(job.id, NextAttempt(job.id), kNowUs));
+
+  std::vector<Status> results = store_->ApplyJobs(batch, testing::FixedClock(kNowUs + 500));
+
+  ASSERT_EQ(results.size(), 2u);  // the third job was not attempted
+  EXPECT_OK(results[0]);
+  ASSERT_FALSE(results[1].ok());
+  EXPECT_THAT(results[1].message(), HasSubstr("Site[site_id=C2-S1]"));
+  EXPECT_THAT(results[1].message(), HasSubstr("Company[company_id=C2]"));
+  EXPECT_THAT(results[1].message(), HasSubstr("job " + std::to_string(jobs[1].id)));
+  // The first job is applied and Ready, at the batch's commit.
+  std::vector<Row> companies = Rows("Company");
+  ASSERT_EQ(companies.size(), 1u);
+  EXPECT_EQ(companies[0].at("company_id"), "C1");
+  wire::JobRecord first = Record(jobs[0].id);
+  EXPECT_EQ(first.state(), "Ready");
+  EXPECT_EQ(first.finished_at_us(), kNowUs + 500);
+  EXPECT_THAT(Outcomes(first), ElementsAre("Ready"));
+  // The second rolled back alone and is in Error with its attempt.
+  EXPECT_TRUE(Rows("Site").empty());
+  wire::JobRecord second = Record(jobs[1].id);
+  EXPECT_EQ(second.state(), "Error");
+  EXPECT_EQ(second.error(), results[1].message());
+  EXPECT_EQ(second.attempts(), 1u);
+  EXPECT_EQ(second.session_id(), kSession);
+  ASSERT_EQ(second.attempt_log_size(), 1);
+  EXPECT_EQ(second.attempt_log(0).attempt(), 1u);
+  EXPECT_EQ(second.attempt_log(0).outcome(), "Error");
+  EXPECT_EQ(second.attempt_log(0).error(), results[1].message());
+  EXPECT_EQ(second.attempt_log(0).started_at_us(), kNowUs + 500);  // its own start
+  EXPECT_EQ(second.attempt_log(0).finished_at_us(), kNowUs + 500);
+  // The third is untouched.
+  EXPECT_TRUE(Rows("Customer").empty());
+  wire::JobRecord third = Record(jobs[2].id);
+  EXPECT_EQ(third.state(), "Posted");
+  EXPECT_EQ(third.attempts(), 0u);
+  EXPECT_EQ(third.attempt_log_size(), 0);
+  EXPECT_TRUE(
+      Query("SELECT job_id FROM ferry_job_attempts WHERE job_id = " + std::to_string(jobs[2].id))
+          .empty());
+  std::map<uint64_t, JobState> unfinished = Unfinished();
+  ASSERT_EQ(unfinished.size(), 2u);
+  EXPECT_EQ(unfinished[jobs[1].id], JobState::kError);
+  EXPECT_EQ(unfinished[jobs[2].id], JobState::kPosted);
+  // The third applies on its own afterwards.
+  ASSERT_OK(store_->ApplyJob(MakeAttempt(jobs[2].id, NextAttempt(jobs[2].id), kNowUs + 600),
+                             testing::FixedClock(kNowUs + 700)));
+  EXPECT_EQ(Rows("Customer").size(), 1u);
+}
+
+TEST_F(ReplicaStoreTest, ApplyJobsWhoseFirstJobFailsAttemptsNoOther) {
+  std::vector<Job> jobs =
+      InstallConfigurationAnd({NewSite("C2-S1", "C2"), NewCompany("C1"), NewCompany("C3")});
+  ASSERT_EQ(jobs.size(), 3u);
+  std::vector<ReplicaStore::Attempt> batch;
+  for (const Job& job : jobs) batch.push_back(MakeAttempt(job.id, NextAttempt(job.id), kNowUs));
+
+  std::vector<Status> results = store_->ApplyJobs(batch, testing::FixedClock(kNowUs + 500));
+
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_FALSE(results[0].ok());
+  EXPECT_TRUE(Rows("Site").empty());
+  EXPECT_TRUE(Rows("Company").empty());
+  std::map<uint64_t, JobState> unfinished = Unfinished();
+  EXPECT_EQ(unfinished[jobs[0].id], JobState::kError);
+  EXPECT_EQ(unfinished[jobs[1].id], JobState::kPosted);
+  EXPECT_EQ(unfinished[jobs[2].id], JobState::kPosted);
+  EXPECT_THAT(Outcomes(Record(jobs[0].id)), ElementsAre("Error"));
+  EXPECT_EQ(Record(jobs[1].id).attempt_log_size(), 0);
+  EXPECT_EQ(Record(jobs[2].id).attempt_log_size(), 0);
+}
+
+TEST_F(ReplicaStoreTest, ApplyJobsRecordsAlreadyReadyForAReadyJobAndAppliesTheOthers) {
+  std::vector<Job> jobs =
+      InstallConfigurationAnd({NewCompany("C1"), NewCompany("C2"), NewCompany("C3")});
+  ASSERT_EQ(jobs.size(), 3u);
+  // The middle job is applied already, e.g. by a worker that died before it could report.
+  ASSERT_OK(store_->ApplyJob(MakeAttempt(jobs[1].id, NextAttempt(jobs[1].id), kNowUs),
+                             testing::FixedClock(kNowUs + 10)));
+  std::vector<ReplicaStore::Attempt> batch;
+  for (const Job& job : jobs) {
+    batch.push_back(MakeAttempt(job.id, NextAttempt(job.id), kNowUs + 100));
+  }
+
+  std::vector<Status> results = store_->ApplyJobs(batch, testing::FixedClock(kNowUs + 500));
+
+  ASSERT_EQ(results.size(), 3u);
+  for (const Status& result : results) EXPECT_OK(result);
+  EXPECT_EQ(Rows("Company").size(), 3u);  // C2 once: its NEW was not applied again
+  EXPECT_TRUE(Unfinished().empty());
+  EXPECT_EQ(Counts()[kMessageQueue], (std::map<std::string, uint64_t>{{"Ready", 3}}));
+  wire::JobRecord ready = Record(jobs[1].id);
+  EXPECT_EQ(ready.state(), "Ready");
+  ASSERT_EQ(ready.attempt_log_size(), 2);
+  EXPECT_EQ(ready.attempt_log(0).outcome(), "Ready");
+  EXPECT_EQ(ready.attempt_log(1).attempt(), 2u);
+  EXPECT_EQ(ready.attempt_log(1).outcome(), "AlreadyReady");
+  EXPECT_EQ(ready.attempt_log(1).started_at_us(), kNowUs + 500);  // not the first of the batch
+  EXPECT_EQ(ready.attempt_log(1).error(), "");
+  for (const Job& job : {jobs[0], jobs[2]}) {
+    wire::JobRecord record = Record(job.id);
+    EXPECT_EQ(record.state(), "Ready");
+    EXPECT_EQ(record.finished_at_us(), kNowUs + 500);
+    EXPECT_THAT(Outcomes(record), ElementsAre("Ready"));
+  }
+}
+
+TEST_F(ReplicaStoreTest, ApplyingAFinishedJobAgainKeepsItsFinishTime) {
+  std::vector<Job> jobs = InstallConfigurationAnd({NewCompany("C1"), NewCustomer("CU-1", "C9")});
+  ASSERT_EQ(jobs.size(), 2u);
+  ASSERT_OK(store_->ApplyJob(MakeAttempt(jobs[0].id, NextAttempt(jobs[0].id), kNowUs),
+                             testing::FixedClock(kNowUs + 10)));  // Ready at +10
+  ASSERT_FALSE(store_
+                   ->ApplyJob(MakeAttempt(jobs[1].id, NextAttempt(jobs[1].id), kNowUs),
+                              testing::FixedClock(kNowUs + 10))
+                   .ok());                                  // Error: no company C9
+  ASSERT_OK(store_->MarkSkipped(jobs[1].id, kNowUs + 20));  // Skipped at +20
+
+  // A worker takes both again: nothing is applied, and neither job changes.
+  std::vector<Status> results =
+      store_->ApplyJobs({MakeAttempt(jobs[0].id, NextAttempt(jobs[0].id), kNowUs + 900),
+                         MakeAttempt(jobs[1].id, NextAttempt(jobs[1].id), kNowUs + 900)},
+                        testing::FixedClock(kNowUs + 1000));
+
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_OK(results[0]);
+  EXPECT_OK(results[1]);
+  EXPECT_EQ(Rows("Company").size(), 1u);
+  EXPECT_TRUE(Rows("Customer").empty());
+  wire::JobRecord ready = Record(jobs[0].id);
+  EXPECT_EQ(ready.state(), "Ready");
+  EXPECT_EQ(ready.finished_at_us(), kNowUs + 10) << "a Ready job's finish time moved";
+  EXPECT_THAT(Outcomes(ready), ElementsAre("Ready", "AlreadyReady"));
+  wire::JobRecord skipped = Record(jobs[1].id);
+  EXPECT_EQ(skipped.state(), "Skipped");
+  EXPECT_EQ(skipped.finished_at_us(), kNowUs + 20) << "a Skipped job's finish time moved";
+  EXPECT_THAT(Outcomes(skipped), ElementsAre("Error", "AlreadyReady"));
+}
+
 // ---- Attempts.
 
 TEST_F(ReplicaStoreTest, AttemptIsRecordedWithTheWorkersStartTimeAndOutcome) {
   std::vector<Job> jobs = InstallConfigurationAnd({NewCompany("C1")});
   ASSERT_EQ(jobs.size(), 1u);
-  auto attempt = store_->MarkExecuting(jobs[0].id, kSession, kNowUs + 100);
-  ASSERT_OK(attempt.status());
-  ASSERT_EQ(*attempt, 1);
+  const int attempt = NextAttempt(jobs[0].id);
+  ASSERT_EQ(attempt, 1);
 
-  ASSERT_OK(store_->ApplyJob(MakeAttempt(jobs[0].id, *attempt, kNowUs + 150),
+  ASSERT_OK(store_->ApplyJob(MakeAttempt(jobs[0].id, attempt, kNowUs + 150),
                              testing::FixedClock(kNowUs + 300)));
 
   wire::JobRecord record = Record(jobs[0].id);
@@ -571,7 +825,7 @@ TEST_F(ReplicaStoreTest, AttemptIsRecordedWithTheWorkersStartTimeAndOutcome) {
   EXPECT_EQ(record.attempts(), 1u);
   EXPECT_EQ(record.session_id(), kSession);
   EXPECT_EQ(record.posted_at_us(), kNowUs);
-  EXPECT_EQ(record.started_at_us(), kNowUs + 100);
+  EXPECT_EQ(record.started_at_us(), kNowUs + 150);  // the attempt's: the worker's
   EXPECT_EQ(record.finished_at_us(), kNowUs + 300);
   EXPECT_EQ(record.error(), "");
   ASSERT_EQ(record.attempt_log_size(), 1);
@@ -579,7 +833,7 @@ TEST_F(ReplicaStoreTest, AttemptIsRecordedWithTheWorkersStartTimeAndOutcome) {
   EXPECT_EQ(logged.attempt(), 1u);
   EXPECT_EQ(logged.session_id(), kSession);
   EXPECT_EQ(logged.pid(), kPid);
-  EXPECT_EQ(logged.started_at_us(), kNowUs + 150);  // the worker's, not MarkExecuting's
+  EXPECT_EQ(logged.started_at_us(), kNowUs + 150);
   EXPECT_EQ(logged.finished_at_us(), kNowUs + 300);
   EXPECT_EQ(logged.outcome(), "Ready");
   EXPECT_EQ(logged.error(), "");
@@ -588,16 +842,19 @@ TEST_F(ReplicaStoreTest, AttemptIsRecordedWithTheWorkersStartTimeAndOutcome) {
 TEST_F(ReplicaStoreTest, ErrorAttemptKeepsTheFullErrorText) {
   std::vector<Job> jobs = InstallConfigurationAnd({NewCompany("C1"), NewSite("C1-S1", "C1")});
   ASSERT_EQ(jobs.size(), 2u);
-  auto first = store_->MarkExecuting(jobs[1].id, kSession, kNowUs);
-  ASSERT_OK(first.status());
+  const int first = NextAttempt(jobs[1].id);
 
-  Status applied = store_->ApplyJob(MakeAttempt(jobs[1].id, *first, kNowUs + 10),
+  Status applied = store_->ApplyJob(MakeAttempt(jobs[1].id, first, kNowUs + 10),
                                     testing::FixedClock(kNowUs + 20));
 
   ASSERT_FALSE(applied.ok());
   wire::JobRecord record = Record(jobs[1].id);
   EXPECT_EQ(record.state(), "Error");
   EXPECT_EQ(record.error(), applied.message());
+  EXPECT_EQ(record.attempts(), 1u);
+  EXPECT_EQ(record.session_id(), kSession);
+  EXPECT_EQ(record.started_at_us(), kNowUs + 10);
+  EXPECT_EQ(record.finished_at_us(), kNowUs + 20);
   ASSERT_EQ(record.attempt_log_size(), 1);
   const wire::AttemptRecord& failed = record.attempt_log(0);
   EXPECT_EQ(failed.outcome(), "Error");
@@ -610,56 +867,58 @@ TEST_F(ReplicaStoreTest, ErrorAttemptKeepsTheFullErrorText) {
 
   // The retry succeeds once the parent is there; the failure stays in the log.
   ASSERT_OK(Apply(jobs[0].id));
-  auto second = store_->MarkExecuting(jobs[1].id, kSession, kNowUs + 30);
-  ASSERT_OK(second.status());
-  ASSERT_EQ(*second, 2);
-  ASSERT_OK(store_->ApplyJob(MakeAttempt(jobs[1].id, *second, kNowUs + 30),
+  const int second = NextAttempt(jobs[1].id);
+  ASSERT_EQ(second, 2);
+  ASSERT_OK(store_->ApplyJob(MakeAttempt(jobs[1].id, second, kNowUs + 30),
                              testing::FixedClock(kNowUs + 40)));
   record = Record(jobs[1].id);
   EXPECT_EQ(record.state(), "Ready");
   EXPECT_EQ(record.error(), "");
+  EXPECT_EQ(record.attempts(), 2u);
+  EXPECT_EQ(record.started_at_us(), kNowUs + 30);
+  EXPECT_EQ(record.finished_at_us(), kNowUs + 40);
   EXPECT_THAT(Outcomes(record), ElementsAre("Error", "Ready"));
   EXPECT_EQ(record.attempt_log(0).error(), applied.message());
   EXPECT_EQ(record.attempt_log(1).error(), "");
 }
 
-// ---- Job states and operator actions.
-
-TEST_F(ReplicaStoreTest, MarkExecutingNumbersAttemptsAndRefusesAReadyJob) {
-  std::vector<Job> jobs = InstallConfigurationAnd({NewCompany("C1")});
+TEST_F(ReplicaStoreTest, AttemptsIsTheHighestAttemptNumberRecorded) {
+  std::vector<Job> jobs = InstallConfigurationAnd({NewCustomer("CU-1", "C9")});
   ASSERT_EQ(jobs.size(), 1u);
+  // Taking a job stores nothing: it stays Posted, with no attempt, until a worker commits.
+  EXPECT_EQ(UnfinishedById()[jobs[0].id].state, JobState::kPosted);
+  EXPECT_EQ(UnfinishedById()[jobs[0].id].attempts, 0);
 
-  for (int expected = 1; expected <= 3; ++expected) {
-    auto attempt = store_->MarkExecuting(jobs[0].id, kSession, kNowUs + expected);
-    ASSERT_OK(attempt.status());
-    EXPECT_EQ(*attempt, expected);
-  }
-  std::map<uint64_t, Job> unfinished = UnfinishedById();
-  ASSERT_TRUE(unfinished.count(jobs[0].id));
-  EXPECT_EQ(unfinished[jobs[0].id].state, JobState::kExecuting);
-  EXPECT_EQ(unfinished[jobs[0].id].attempts, 3);
+  // Attempt 1 died without committing; attempt 2 fails and is recorded.
+  ASSERT_FALSE(Apply(jobs[0].id, /*attempt=*/2).ok());
+  Job job = UnfinishedById()[jobs[0].id];
+  EXPECT_EQ(job.state, JobState::kError);
+  EXPECT_EQ(job.attempts, 2);
+  // A late report of an older attempt does not lower it.
+  ASSERT_FALSE(Apply(jobs[0].id, /*attempt=*/1).ok());
+  EXPECT_EQ(UnfinishedById()[jobs[0].id].attempts, 2);
+  ASSERT_FALSE(Apply(jobs[0].id, /*attempt=*/3).ok());
+  EXPECT_EQ(UnfinishedById()[jobs[0].id].attempts, 3);
 
-  ASSERT_OK(Apply(jobs[0].id, /*attempt=*/3));
-  auto again = store_->MarkExecuting(jobs[0].id, kSession, kNowUs + 10);
-
-  ASSERT_FALSE(again.ok());
-  EXPECT_THAT(again.status().message(), HasSubstr(std::to_string(jobs[0].id)));
   wire::JobRecord record = Record(jobs[0].id);
-  EXPECT_EQ(record.state(), "Ready");
   EXPECT_EQ(record.attempts(), 3u);
+  ASSERT_EQ(record.attempt_log_size(), 3);
+  EXPECT_EQ(record.attempt_log(0).attempt(), 1u);
+  EXPECT_EQ(record.attempt_log(1).attempt(), 2u);
+  EXPECT_EQ(record.attempt_log(2).attempt(), 3u);
+  Reopen();
+  EXPECT_EQ(UnfinishedById()[jobs[0].id].attempts, 3);
 }
 
-TEST_F(ReplicaStoreTest, MarkExecutingOfUnknownJobFails) {
-  EXPECT_FALSE(store_->MarkExecuting(12345, kSession, kNowUs).ok());
-}
+// ---- Job states and operator actions.
 
 TEST_F(ReplicaStoreTest, MarkSkippedOnlyWorksOnAJobInError) {
   std::vector<Job> jobs = InstallConfigurationAnd(
       {NewCompany("C1"), NewCustomer("CU-1", "C9"), NewCustomer("CU-2", "C1")});
   ASSERT_EQ(jobs.size(), 3u);
-  ASSERT_OK(Apply(jobs[0].id));                                             // Ready
-  ASSERT_FALSE(Apply(jobs[1].id).ok());                                     // Error: no company C9
-  ASSERT_OK(store_->MarkExecuting(jobs[2].id, kSession, kNowUs).status());  // Executing
+  ASSERT_OK(Apply(jobs[0].id));          // Ready
+  ASSERT_FALSE(Apply(jobs[1].id).ok());  // Error: no company C9
+  // jobs[2] stays Posted.
 
   EXPECT_FALSE(store_->MarkSkipped(jobs[0].id, kNowUs).ok());
   EXPECT_FALSE(store_->MarkSkipped(jobs[2].id, kNowUs).ok());
@@ -669,24 +928,24 @@ TEST_F(ReplicaStoreTest, MarkSkippedOnlyWorksOnAJobInError) {
   std::map<uint64_t, JobState> unfinished = Unfinished();
   EXPECT_FALSE(unfinished.count(jobs[1].id));
   ASSERT_EQ(unfinished.size(), 1u);
-  EXPECT_EQ(unfinished[jobs[2].id], JobState::kExecuting);
+  EXPECT_EQ(unfinished[jobs[2].id], JobState::kPosted);
   wire::JobRecord record = Record(jobs[1].id);
   EXPECT_EQ(record.state(), "Skipped");
   EXPECT_EQ(record.finished_at_us(), kNowUs + 50);
   EXPECT_EQ(Counts()[kMessageQueue]["Skipped"], 1u);
   EXPECT_TRUE(Rows("Customer").empty());
-  // Skipped is not Error: it cannot be skipped again, nor be started.
+  // Skipped is not Error: it cannot be skipped again, and an attempt at it applies nothing.
   EXPECT_FALSE(store_->MarkSkipped(jobs[1].id, kNowUs).ok());
-  EXPECT_FALSE(store_->MarkExecuting(jobs[1].id, kSession, kNowUs).ok());
+  ASSERT_OK(Apply(jobs[1].id, /*attempt=*/2));
+  EXPECT_EQ(Record(jobs[1].id).state(), "Skipped");
+  EXPECT_THAT(Outcomes(Record(jobs[1].id)), ElementsAre("Error", "AlreadyReady"));
+  EXPECT_TRUE(Rows("Customer").empty());
 }
 
 TEST_F(ReplicaStoreTest, MarkReleasedSetsReleasedAttemptsToAttempts) {
   std::vector<Job> jobs = InstallConfigurationAnd({NewCustomer("CU-1", "C9")});
   ASSERT_EQ(jobs.size(), 1u);
-  for (int attempt = 1; attempt <= 2; ++attempt) {
-    ASSERT_OK(store_->MarkExecuting(jobs[0].id, kSession, kNowUs).status());
-    ASSERT_FALSE(Apply(jobs[0].id, attempt).ok());
-  }
+  for (int i = 0; i < 2; ++i) ASSERT_FALSE(Apply(jobs[0].id, NextAttempt(jobs[0].id)).ok());
   Job job = UnfinishedById()[jobs[0].id];
   EXPECT_EQ(job.state, JobState::kError);
   EXPECT_EQ(job.attempts, 2);
@@ -699,7 +958,7 @@ TEST_F(ReplicaStoreTest, MarkReleasedSetsReleasedAttemptsToAttempts) {
   EXPECT_EQ(job.attempts, 2);
   EXPECT_EQ(job.released_attempts, 2);
   // Further attempts count on from there; the release stays where it was.
-  ASSERT_OK(store_->MarkExecuting(jobs[0].id, kSession, kNowUs).status());
+  ASSERT_FALSE(Apply(jobs[0].id, NextAttempt(jobs[0].id)).ok());
   job = UnfinishedById()[jobs[0].id];
   EXPECT_EQ(job.attempts, 3);
   EXPECT_EQ(job.released_attempts, 2);
@@ -714,19 +973,20 @@ TEST_F(ReplicaStoreTest, CountJobsCountsByQueueAndState) {
       InstallConfigurationAnd({NewCompany("C1"), NewCustomer("CU-1", "C9"),
                                NewCustomer("CU-2", "C1"), NewCustomer("CU-3", "C1")});
   ASSERT_EQ(jobs.size(), 4u);
-  ASSERT_OK(Apply(jobs[0].id));                                             // Ready
-  ASSERT_FALSE(Apply(jobs[1].id).ok());                                     // Error: no C9
-  ASSERT_OK(store_->MarkExecuting(jobs[2].id, kSession, kNowUs).status());  // Executing
-  // jobs[3] stays Posted.
+  ASSERT_OK(Apply(jobs[0].id));          // Ready
+  ASSERT_FALSE(Apply(jobs[1].id).ok());  // Error: no C9
+  // jobs[2] and jobs[3] stay Posted: no job is stored as Executing.
 
   std::map<std::string, std::map<std::string, uint64_t>> expected = {
       {kConfigurationQueue, {{"Ready", 1}}},
-      {kMessageQueue, {{"Ready", 1}, {"Error", 1}, {"Executing", 1}, {"Posted", 1}}},
+      {kMessageQueue, {{"Ready", 1}, {"Error", 1}, {"Posted", 2}}},
   };
   EXPECT_EQ(Counts(), expected);
   std::map<uint64_t, JobState> unfinished = Unfinished();
   EXPECT_EQ(unfinished.size(), 3u);
-  EXPECT_EQ(unfinished[jobs[2].id], JobState::kExecuting);
+  EXPECT_EQ(unfinished[jobs[1].id], JobState::kError);
+  EXPECT_EQ(unfinished[jobs[2].id], JobState::kPosted);
+  EXPECT_EQ(unfinished[jobs[3].id], JobState::kPosted);
 }
 
 // ---- Queue settings and sessions.

@@ -1,0 +1,96 @@
+// Google Benchmark micro-benchmarks of two hot paths: the codec (encode and decode of a
+// workload transaction's replication message) and the batch queue's dispatch decision with
+// 10,000 waiting jobs (strict and dependency ordering). Run by bench/run.sh.
+#include <benchmark/benchmark.h>
+
+#include "common/catalog.h"
+#include "common/codec.h"
+#include "common/workload.h"
+#include "replica/batch_queues.h"
+
+namespace ferry {
+namespace {
+
+std::shared_ptr<const Catalog> DeployedCatalog() {
+  static auto catalog = [] {
+    auto loaded = Catalog::Load(FERRY_SOURCE_DIR "/deploy/master_configuration.txtpb");
+    if (!loaded.ok()) std::abort();
+    return *loaded;
+  }();
+  return catalog;
+}
+
+wire::Envelope WorkloadMessage(uint64_t i) {
+  OrdersWorkload workload;
+  wire::SubmitRequest request;
+  for (uint64_t k = 1; k <= i; ++k) request = workload.Transaction(k);
+  wire::Envelope envelope;
+  wire::ReplicationMessage* message = envelope.mutable_replication_message();
+  message->set_site("SITE-A");
+  message->set_sequence(i);
+  message->set_message_class(wire::RECEIVE_MESSAGE);
+  *message->mutable_changes() = request.changes();
+  return envelope;
+}
+
+void BM_Encode(benchmark::State& state) {
+  const wire::Envelope envelope = WorkloadMessage(50);  // a transaction with all five steps
+  for (auto _ : state) benchmark::DoNotOptimize(Encode(envelope));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Encode);
+
+void BM_Decode(benchmark::State& state) {
+  const std::vector<zmq::message_t> frames = Encode(WorkloadMessage(50));
+  for (auto _ : state) benchmark::DoNotOptimize(Decode(frames));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Decode);
+
+// 10,000 waiting jobs of the workload in a queue of `ordering`, with 2 processes; each
+// iteration decides what may start, starts it, and finishes it, so the queue stays full.
+void Dispatch(benchmark::State& state, const char* ordering, size_t batch) {
+  auto queues = QueueSet::FromSettings(
+      {{"queue.REPLICATION.ordering", ordering}, {"queue.REPLICATION.processes", "2"}});
+  if (!queues.ok()) std::abort();
+  BatchQueues scheduler(*queues);
+  OrdersWorkload workload;
+  uint64_t next = 1;
+  auto add = [&] {
+    wire::ReplicationMessage message;
+    message.set_message_class(wire::RECEIVE_MESSAGE);
+    *message.mutable_changes() = workload.Transaction(next).changes();
+    BatchQueues::NewJob job;
+    job.id = job.sequence = next++;
+    job.queue = kReplicationQueue;
+    job.footprint = FootprintOf(DeployedCatalog().get(), message);
+    scheduler.Add(std::move(job));
+  };
+  for (int i = 0; i < 10000; ++i) add();
+  const auto now = std::chrono::steady_clock::now();
+  size_t decided = 0;
+  for (auto _ : state) {
+    auto batches = scheduler.RunnableBatches(kReplicationQueue, now, 1, batch);
+    if (batches.empty()) std::abort();
+    scheduler.Started(batches.front());
+    for (uint64_t id : batches.front()) scheduler.Succeeded(id);
+    decided += batches.front().size();
+    state.PauseTiming();
+    for (size_t i = 0; i < batches.front().size(); ++i) add();  // keep 10,000 waiting
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(decided));
+}
+void BM_DispatchStrict(benchmark::State& state) { Dispatch(state, "strict", 1); }
+void BM_DispatchDependency(benchmark::State& state) { Dispatch(state, "dependency", 1); }
+void BM_DispatchStrictBatch(benchmark::State& state) { Dispatch(state, "strict", 256); }
+void BM_DispatchDependencyBatch(benchmark::State& state) { Dispatch(state, "dependency", 256); }
+BENCHMARK(BM_DispatchStrict);
+BENCHMARK(BM_DispatchDependency);
+BENCHMARK(BM_DispatchStrictBatch);
+BENCHMARK(BM_DispatchDependencyBatch);
+
+}  // namespace
+}  // namespace ferry
+
+BENCHMARK_MAIN();
