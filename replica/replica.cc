@@ -21,13 +21,18 @@ std::shared_ptr<const Catalog> CatalogOf(const config::MasterConfiguration& conf
   return *catalog;
 }
 
-BatchQueues::NewJob Scheduled(const Job& job, const Catalog* catalog) {
+BatchQueues::NewJob Scheduled(const Job& job, const Catalog* catalog, const QueueSet& queues) {
   BatchQueues::NewJob scheduled;
   scheduled.id = job.id;
   scheduled.sequence = job.sequence;
   scheduled.queue = job.queue;
-  scheduled.barrier = job.message.message_class() == wire::RECEIVE_CONFIGURATION;
-  scheduled.footprint = FootprintOf(catalog, job.message);
+  // Configuration, snapshot and unknown classes change what later jobs mean: barriers.
+  scheduled.barrier = job.message.message_class() != wire::RECEIVE_MESSAGE || catalog == nullptr;
+  // Only dependency ordering looks at rows; other queues need not keep them (memory).
+  const QueueConfig* queue = queues.Find(job.queue);
+  if (!scheduled.barrier && queue && queue->ordering == Ordering::kDependency) {
+    scheduled.footprint = FootprintOf(catalog, job.message);
+  }
   scheduled.failed = job.state == JobState::kError;
   scheduled.failures = job.attempts - job.released_attempts;
   scheduled.attempts = job.attempts;
@@ -79,7 +84,7 @@ StatusOr<std::unique_ptr<Replica>> Replica::Create(zmq::context_t& context, Repl
           "job " + std::to_string(job.id) + " is unfinished on queue " + job.queue +
           ", which the configuration no longer has: configure queue." + job.queue + " again");
     }
-    scheduler.Add(Scheduled(job, catalog.get()));
+    scheduler.Add(Scheduled(job, catalog.get(), options.queues));
   }
 
   std::unique_ptr<Replica> replica(new Replica(context, std::move(options), clock,
@@ -252,7 +257,7 @@ void Replica::Post(std::vector<Job> jobs) {
     if (job.message.message_class() == wire::RECEIVE_CONFIGURATION) {
       if (auto catalog = CatalogOf(job.message.configuration())) catalog_ = std::move(catalog);
     }
-    scheduler_.Add(Scheduled(job, catalog_.get()));
+    scheduler_.Add(Scheduled(job, catalog_.get(), options_.queues));
   }
 }
 

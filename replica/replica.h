@@ -20,7 +20,7 @@
 namespace ferry {
 
 // The most jobs one worker applies in one transaction.
-inline constexpr size_t kMaxBatch = 256;
+inline constexpr size_t kMaxBatch = 1024;
 
 struct ReplicaOptions {
   std::string site;                                       // this site's name; required
