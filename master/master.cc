@@ -47,7 +47,6 @@ Master::Master(zmq::context_t& context, MasterOptions options,
   stream_socket_.set(zmq::sockopt::sndhwm, static_cast<int>(options_.stream_window * 2 + 100));
   for (const auto& position : store_->Streams()) {
     Peer& peer = peers_[position.site];
-    peer.acknowledged = position.acknowledged_sequence;
     peer.next_to_send = position.acknowledged_sequence + 1;
   }
 }
@@ -148,7 +147,7 @@ void Master::OnHello(const std::string& identity, const wire::StreamHello& hello
     return;
   }
   Peer& peer = it->second;
-  const StreamPosition position = PositionOf(hello.site());
+  const StreamPosition position = store_->Position(hello.site());
   const uint64_t latest = position.latest_sequence;
   uint64_t next = std::max<uint64_t>(hello.next_sequence(), 1);
   if (next < position.first_available) {
@@ -193,11 +192,8 @@ void Master::OnAck(const std::string& identity, const wire::Ack& ack) {
   }
   Peer& peer = it->second;
   peer.last_heard = clock_->Steady();
-  if (ack.sequence() > peer.acknowledged) {
-    Status recorded = store_->RecordAcknowledged(ack.site(), ack.sequence());
-    if (!recorded.ok()) LogError("recording ack of " + ack.site() + ": " + recorded.message());
-    peer.acknowledged = ack.sequence();
-  }
+  Status recorded = store_->RecordAcknowledged(ack.site(), ack.sequence());
+  if (!recorded.ok()) LogError("recording ack of " + ack.site() + ": " + recorded.message());
   Pump(ack.site());
 }
 
@@ -205,14 +201,15 @@ void Master::Pump(const std::string& site) {
   auto it = peers_.find(site);
   if (it == peers_.end() || it->second.identity.empty()) return;
   Peer& peer = it->second;
-  if (peer.next_to_send < PositionOf(site).first_available) {
+  if (peer.next_to_send < store_->Position(site).first_available) {
     RestartWithSnapshot(site, "its unacknowledged messages went past the outbox quota of " +
                                   std::to_string(options_.outbox_quota));
     return;
   }
   constexpr size_t kBatch = 256;
-  while (peer.next_to_send <= peer.acknowledged + options_.stream_window) {
-    size_t room = peer.acknowledged + options_.stream_window - peer.next_to_send + 1;
+  const uint64_t acknowledged = store_->Position(site).acknowledged_sequence;
+  while (peer.next_to_send <= acknowledged + options_.stream_window) {
+    size_t room = acknowledged + options_.stream_window - peer.next_to_send + 1;
     auto entries = store_->ReadOutbox(site, peer.next_to_send, std::min(room, kBatch));
     if (!entries.ok()) {
       LogError("reading the outbox of " + site + ": " + entries.status().message());
@@ -251,7 +248,6 @@ void Master::RestartWithSnapshot(const std::string& site, const std::string& rea
   // What came before the snapshot is superseded: the site will never need it.
   Status recorded = store_->RecordAcknowledged(site, *first - 1);
   if (!recorded.ok()) LogError("recording " + site + "'s position: " + recorded.message());
-  peer.acknowledged = *first - 1;
   peer.next_to_send = *first;
   wire::Envelope reset;
   reset.mutable_stream_reset()->set_next_sequence(*first);
@@ -290,13 +286,6 @@ void Master::Maintain() {
     }
     it->second.warned = near;
   }
-}
-
-StreamPosition Master::PositionOf(const std::string& site) const {
-  for (const auto& position : store_->Streams()) {
-    if (position.site == site) return position;
-  }
-  return {};
 }
 
 void Master::SendHeartbeats() {

@@ -49,7 +49,6 @@ class Master {
   struct Peer {
     std::string identity;       // ROUTER identity of its current connection; empty if none
     uint64_t next_to_send = 1;  // the next sequence to send it
-    uint64_t acknowledged = 0;  // it has stored everything up to here
     std::chrono::steady_clock::time_point last_heard{};
     bool warned = false;      // of its backlog nearing the quota
     bool past_quota = false;  // its oldest unacknowledged messages were dropped
@@ -69,7 +68,6 @@ class Master {
   void SendHeartbeats();
   // Prunes the outbox and warns of sites heading for the quota.
   void Maintain();
-  StreamPosition PositionOf(const std::string& site) const;
   wire::MasterStatus CurrentStatus() const;
 
   MasterOptions options_;

@@ -68,6 +68,8 @@ class MasterStore {
   virtual Status RecordAcknowledged(const std::string& site, uint64_t sequence) = 0;
 
   virtual std::vector<StreamPosition> Streams() const = 0;
+  // The position of `site`'s stream (zeros for a site without one).
+  virtual StreamPosition Position(const std::string& site) const = 0;
   virtual uint64_t LastTransactionId() const = 0;
 };
 

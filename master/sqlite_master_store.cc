@@ -244,6 +244,11 @@ class SqliteMasterStore final : public MasterStore {
     return out;
   }
 
+  StreamPosition Position(const std::string& site) const override {
+    auto it = streams_.find(site);
+    return it == streams_.end() ? StreamPosition{} : it->second;
+  }
+
   uint64_t LastTransactionId() const override { return last_transaction_id_; }
 
  private:
