@@ -273,45 +273,46 @@ std::vector<std::pair<const config::LogicalUnit*, const config::Reference*>> Cat
 Status Catalog::ValidateChange(const wire::LuChange& change) const {
   const config::LogicalUnit* lu = FindLu(change.lu());
   if (!lu) return Status::InvalidArgument("unknown LU " + Quote(change.lu()));
-  const std::string row = RowName(change.lu(), change.keys());
+  // Built only for an error: this runs for every change of every transaction.
+  auto row = [&change] { return RowName(change.lu(), change.keys()); };
   if (change.action() == wire::ACTION_UNSPECIFIED) {
-    return Status::InvalidArgument(row + ": no action (NEW, MODIFY or REMOVE)");
+    return Status::InvalidArgument(row() + ": no action (NEW, MODIFY or REMOVE)");
   }
   for (const auto& key : lu->key()) {
     auto it = change.keys().find(key);
     if (it == change.keys().end() || it->second.empty()) {
-      return Status::InvalidArgument(row + ": key attribute " + key + " is missing");
+      return Status::InvalidArgument(row() + ": key attribute " + key + " is missing");
     }
     if (!ValueFitsType(it->second, FindAttribute(*lu, key)->type())) {
-      return Status::InvalidArgument(row + ": key attribute " + key + " value " +
+      return Status::InvalidArgument(row() + ": key attribute " + key + " value " +
                                      Quote(it->second) + " is not " +
                                      config::AttributeType_Name(FindAttribute(*lu, key)->type()));
     }
   }
   for (const auto& [name, value] : change.keys()) {
     if (!Contains(lu->key(), name)) {
-      return Status::InvalidArgument(row + ": " + name + " is not a key attribute of " +
+      return Status::InvalidArgument(row() + ": " + name + " is not a key attribute of " +
                                      lu->name());
     }
   }
   if (change.action() == wire::REMOVE && !change.attributes().empty()) {
-    return Status::InvalidArgument(row + ": REMOVE takes only the key, not attributes");
+    return Status::InvalidArgument(row() + ": REMOVE takes only the key, not attributes");
   }
   if (change.action() == wire::MODIFY && change.attributes().empty()) {
-    return Status::InvalidArgument(row + ": MODIFY names no attribute to change");
+    return Status::InvalidArgument(row() + ": MODIFY names no attribute to change");
   }
   for (const auto& [name, value] : change.attributes()) {
     const config::Attribute* attribute = FindAttribute(*lu, name);
     if (!attribute) {
-      return Status::InvalidArgument(row + ": unknown attribute " + Quote(name) + " of LU " +
+      return Status::InvalidArgument(row() + ": unknown attribute " + Quote(name) + " of LU " +
                                      lu->name());
     }
     if (Contains(lu->key(), name)) {
-      return Status::InvalidArgument(row + ": key attribute " + name +
+      return Status::InvalidArgument(row() + ": key attribute " + name +
                                      " belongs in keys, not attributes");
     }
     if (!ValueFitsType(value, attribute->type())) {
-      return Status::InvalidArgument(row + ": attribute " + name + " value " + Quote(value) +
+      return Status::InvalidArgument(row() + ": attribute " + name + " value " + Quote(value) +
                                      " is not " + config::AttributeType_Name(attribute->type()));
     }
   }

@@ -29,6 +29,15 @@ std::string Conditions(const std::vector<std::string>& columns) {
   return Join(parts, " AND ");
 }
 
+// How errors name the row a change is about. Built only for an error: Apply runs for every
+// change at the master and at every replica.
+std::string RowOf(const wire::LuChange& change) { return RowName(change.lu(), change.keys()); }
+
+// `status` with the changed row's name in front, when it is an error.
+Status ForRow(Status status, const wire::LuChange& change) {
+  return status.ok() ? status : status.Annotate(RowOf(change));
+}
+
 std::vector<std::string> ToVector(const google::protobuf::RepeatedPtrField<std::string>& field) {
   return {field.begin(), field.end()};
 }
@@ -136,7 +145,7 @@ Status LuTables::DeleteAll() {
   return Status::Ok();
 }
 
-Status LuTables::CheckReference(const std::string& row_name, const config::Reference& reference,
+Status LuTables::CheckReference(const wire::LuChange& change, const config::Reference& reference,
                                 const Row& row) {
   Row target_key;
   const config::LogicalUnit* target = catalog_->FindLu(reference.lu());
@@ -148,14 +157,14 @@ Status LuTables::CheckReference(const std::string& row_name, const config::Refer
   auto found = ReadRow(*target, target_key);
   if (!found.ok()) return found.status();
   if (!found->has_value()) {
-    return Status::NotFound(row_name + " references " +
+    return Status::NotFound(RowOf(change) + " references " +
                             RowName(target->name(), ToVector(target->key()), target_key) +
                             ", which does not exist");
   }
   return Status::Ok();
 }
 
-Status LuTables::CheckNotReferenced(const std::string& row_name, const config::LogicalUnit& lu,
+Status LuTables::CheckNotReferenced(const wire::LuChange& change, const config::LogicalUnit& lu,
                                     const Row& row) {
   for (const auto& [child, reference] : catalog_->ReferencesTo(lu.name())) {
     auto statement = Cached("SELECT * FROM \"" + TableName(child->name()) + "\" WHERE " +
@@ -171,7 +180,7 @@ Status LuTables::CheckNotReferenced(const std::string& row_name, const config::L
         if (!s.ColumnIsNull(i)) child_row[child->attributes(i).name()] = s.ColumnText(i);
       }
       s.Reset();
-      return Status::InvalidArgument("cannot remove " + row_name + ": " +
+      return Status::InvalidArgument("cannot remove " + RowOf(change) + ": " +
                                      RowName(child->name(), ToVector(child->key()), child_row) +
                                      " references it");
     }
@@ -183,18 +192,17 @@ Status LuTables::CheckNotReferenced(const std::string& row_name, const config::L
 Status LuTables::Apply(const wire::LuChange& change, Row* row_out) {
   const config::LogicalUnit* lu = catalog_->FindLu(change.lu());
   if (!lu) return Status::InvalidArgument("unknown LU '" + change.lu() + "'");
-  const std::string row_name = RowName(change.lu(), change.keys());
   Row key(change.keys().begin(), change.keys().end());
   auto before = ReadRow(*lu, key);
-  if (!before.ok()) return before.status().Annotate(row_name);
+  if (!before.ok()) return ForRow(before.status(), change);
 
   const std::string table = "\"" + TableName(lu->name()) + "\"";
   if (change.action() == wire::NEW) {
-    if (before->has_value()) return Status::AlreadyExists(row_name + " already exists");
+    if (before->has_value()) return Status::AlreadyExists(RowOf(change) + " already exists");
     Row after = key;
     after.insert(change.attributes().begin(), change.attributes().end());
     for (const auto& reference : lu->references()) {
-      FERRY_RETURN_IF_ERROR(CheckReference(row_name, reference, after));
+      FERRY_RETURN_IF_ERROR(CheckReference(change, reference, after));
     }
     std::vector<std::string> columns, marks;
     for (const auto& [column, value] : after) {
@@ -206,19 +214,19 @@ Status LuTables::Apply(const wire::LuChange& change, Row* row_out) {
     if (!statement.ok()) return statement.status();
     int index = 1;
     for (const auto& [column, value] : after) (*statement)->Bind(index++, value);
-    FERRY_RETURN_IF_ERROR((*statement)->Run().Annotate(row_name));
+    FERRY_RETURN_IF_ERROR(ForRow((*statement)->Run(), change));
     if (row_out) *row_out = std::move(after);
     return Status::Ok();
   }
 
-  if (!before->has_value()) return Status::NotFound(row_name + " does not exist");
+  if (!before->has_value()) return Status::NotFound(RowOf(change) + " does not exist");
   Row current = std::move(**before);
   if (change.action() == wire::REMOVE) {
-    FERRY_RETURN_IF_ERROR(CheckNotReferenced(row_name, *lu, current));
+    FERRY_RETURN_IF_ERROR(CheckNotReferenced(change, *lu, current));
     auto statement = Cached("DELETE FROM " + table + " WHERE " + Conditions(ToVector(lu->key())));
     if (!statement.ok()) return statement.status();
     for (int i = 0; i < lu->key_size(); ++i) (*statement)->Bind(i + 1, key.at(lu->key(i)));
-    FERRY_RETURN_IF_ERROR((*statement)->Run().Annotate(row_name));
+    FERRY_RETURN_IF_ERROR(ForRow((*statement)->Run(), change));
     if (row_out) *row_out = std::move(current);
     return Status::Ok();
   }
@@ -228,7 +236,7 @@ Status LuTables::Apply(const wire::LuChange& change, Row* row_out) {
   for (const auto& reference : lu->references()) {
     bool touched = std::any_of(reference.attributes().begin(), reference.attributes().end(),
                                [&](const std::string& a) { return change.attributes().count(a); });
-    if (touched) FERRY_RETURN_IF_ERROR(CheckReference(row_name, reference, current));
+    if (touched) FERRY_RETURN_IF_ERROR(CheckReference(change, reference, current));
   }
   // The protobuf map has no stable order: the SET list and the binds both follow `sorted`.
   std::map<std::string, std::string> sorted(change.attributes().begin(), change.attributes().end());
@@ -240,7 +248,7 @@ Status LuTables::Apply(const wire::LuChange& change, Row* row_out) {
   int index = 1;
   for (const auto& [column, value] : sorted) (*statement)->Bind(index++, value);
   for (const auto& k : lu->key()) (*statement)->Bind(index++, key.at(k));
-  FERRY_RETURN_IF_ERROR((*statement)->Run().Annotate(row_name));
+  FERRY_RETURN_IF_ERROR(ForRow((*statement)->Run(), change));
   if (row_out) *row_out = std::move(current);
   return Status::Ok();
 }

@@ -48,9 +48,10 @@ class LuTables {
  private:
   // The cached prepared statement for `sql`.
   StatusOr<sqlite::Statement*> Cached(const std::string& sql);
-  Status CheckReference(const std::string& row_name, const config::Reference& reference,
+  // Errors name the row `change` is about.
+  Status CheckReference(const wire::LuChange& change, const config::Reference& reference,
                         const Row& row);
-  Status CheckNotReferenced(const std::string& row_name, const config::LogicalUnit& lu,
+  Status CheckNotReferenced(const wire::LuChange& change, const config::LogicalUnit& lu,
                             const Row& row);
 
   sqlite::Db& db_;
