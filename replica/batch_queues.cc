@@ -131,17 +131,7 @@ void BatchQueues::Add(NewJob info) {
 std::vector<uint64_t> BatchQueues::Runnable(const std::string& name, TimePoint now,
                                             size_t max) const {
   std::vector<uint64_t> out;
-  auto q = queues_.find(name);
-  if (q == queues_.end() || q->second.paused) return out;
-  const Queue& queue = q->second;
-  size_t slots = std::max(0, queue.config.processes - queue.executing);
-  max = std::min(max, slots);
-  for (const auto& [sequence, id] : queue.free) {
-    if (out.size() >= max) break;
-    const Job& job = jobs_.at(id);
-    if (job.held || (job.info.failed && now < job.retry_at)) continue;
-    out.push_back(id);
-  }
+  for (const auto& batch : RunnableBatches(name, now, max, 1)) out.push_back(batch.front());
   return out;
 }
 

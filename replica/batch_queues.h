@@ -75,7 +75,8 @@ class BatchQueues {
   // Adds an unfinished job. REQUIRES: jobs are added in sequence order; its queue exists.
   void Add(NewJob job);
 
-  // Up to `max` jobs of `queue` that may start now, oldest first. Does not start them.
+  // Up to `max` jobs of `queue` that may start now, oldest first: RunnableBatches of single
+  // jobs. Does not start them.
   std::vector<uint64_t> Runnable(const std::string& queue, TimePoint now, size_t max) const;
   // Up to `max_batches` batches of `queue` that may start now, each for one worker to apply
   // in order, at most `max_size` jobs long. The jobs that may start now are shared out among
