@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <set>
@@ -90,6 +91,13 @@ class QueuesTest : public ::testing::Test {
   void ExpectRowsEqualMaster() {
     testing::ExpectRowsEqualMaster(*catalog_, deployment_.master_db(), deployment_.db(kSite),
                                    kSite);
+  }
+
+  // Runs SQL on the site's database by hand, as an operator (or an accident) would.
+  void ExecAtSite(const std::string& sql) {
+    auto db = sqlite::Db::Open(deployment_.db(kSite), {.create = false});
+    ASSERT_OK(db.status());
+    ASSERT_OK(db->Exec(sql));
   }
 
   // Company C1 and its site C1-S1, applied.
@@ -278,11 +286,7 @@ TEST_F(QueuesTest, StrictFailureHoldsTheQueueUntilRetriedOrSkipped) {
                 .status());
   ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(30)));
   // Someone removes the customer at the site by hand: the next update of it cannot apply.
-  {
-    auto db = sqlite::Db::Open(deployment_.db(kSite), {.create = false});
-    ASSERT_OK(db.status());
-    ASSERT_OK(db->Exec("DELETE FROM lu_Customer WHERE customer_id = 'CU-1'"));
-  }
+  ExecAtSite("DELETE FROM lu_Customer WHERE customer_id = 'CU-1'");
   auto modify = deployment_.Submit(Transaction(
       {Change("Customer", wire::MODIFY, {{"customer_id", "CU-1"}}, {{"name", "Renamed"}})}));
   ASSERT_OK(modify.status());
@@ -325,12 +329,8 @@ TEST_F(QueuesTest, StrictFailureHoldsTheQueueUntilRetriedOrSkipped) {
   EXPECT_THAT(status->last_error(), HasSubstr("does not exist"));
 
   // The operator puts the row back and retries: both jobs go through.
-  {
-    auto db = sqlite::Db::Open(deployment_.db(kSite), {.create = false});
-    ASSERT_OK(db.status());
-    ASSERT_OK(db->Exec(
-        "INSERT INTO lu_Customer (customer_id, company_id, name) VALUES ('CU-1', 'C1', 'One')"));
-  }
+  ExecAtSite(
+      "INSERT INTO lu_Customer (customer_id, company_id, name) VALUES ('CU-1', 'C1', 'One')");
   auto retried = JobCommand(wire::JobCommand::RETRY, failed_job);
   ASSERT_OK(retried.status());
   EXPECT_THAT(retried->command_reply().message(), HasSubstr("will run again"));
@@ -338,11 +338,7 @@ TEST_F(QueuesTest, StrictFailureHoldsTheQueueUntilRetriedOrSkipped) {
   ExpectRowsEqualMaster();
 
   // Another failure, skipped this time: the queue goes on without it.
-  {
-    auto db = sqlite::Db::Open(deployment_.db(kSite), {.create = false});
-    ASSERT_OK(db.status());
-    ASSERT_OK(db->Exec("DELETE FROM lu_Customer WHERE customer_id = 'CU-2'"));
-  }
+  ExecAtSite("DELETE FROM lu_Customer WHERE customer_id = 'CU-2'");
   auto doomed = deployment_.Submit(Transaction(
       {Change("Customer", wire::MODIFY, {{"customer_id", "CU-2"}}, {{"name", "Two"}})}));
   ASSERT_OK(doomed.status());
@@ -370,6 +366,78 @@ TEST_F(QueuesTest, StrictFailureHoldsTheQueueUntilRetriedOrSkipped) {
       EXPECT_TRUE(c.equal()) << c.lu << ": " << c.first_difference;
     }
   }
+}
+
+// The operator's commands as a person runs them: the ferryctl executable against the
+// replica's control endpoint, with its printed answers and its usage errors.
+TEST_F(QueuesTest, FerryctlQueueAndJobCommands) {
+  ASSERT_OK(deployment_.StartReplica(kSite, {"--queue", "REPLICATION.retry-attempts=1"}));
+  SubmitCompanyAndSite();
+  ASSERT_OK(deployment_
+                .Submit(Transaction({Change("Customer", wire::NEW, {{"customer_id", "CU-1"}},
+                                            {{"company_id", "C1"}})}))
+                .status());
+  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(30)));
+  ExecAtSite("DELETE FROM lu_Customer WHERE customer_id = 'CU-1'");
+  auto modify = deployment_.Submit(Transaction(
+      {Change("Customer", wire::MODIFY, {{"customer_id", "CU-1"}}, {{"name", "Renamed"}})}));
+  ASSERT_OK(modify.status());
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return Jobs("Error").jobs_size() == 1; }, std::chrono::seconds(10)));
+  const std::string job = std::to_string(JobAt(modify->published(0).sequence()));
+
+  const std::string endpoint = " --endpoint " + deployment_.control_endpoint(kSite);
+  auto ferryctl = [&](const std::string& args) {
+    const std::string out = dir_.File("ferryctl.out");
+    int code = std::system(
+        (testing::Executable("ferryctl") + " " + args + endpoint + " > " + out + " 2>&1").c_str());
+    return std::make_pair(WEXITSTATUS(code), testing::ReadFile(out));
+  };
+  auto [code, out] = ferryctl("jobs --state Error");
+  EXPECT_EQ(code, 0);
+  EXPECT_THAT(out, HasSubstr("Error"));
+  EXPECT_THAT(out, HasSubstr("Customer[customer_id=CU-1] does not exist"));
+  std::tie(code, out) = ferryctl("jobs --json --job " + job);
+  EXPECT_EQ(code, 0);
+  EXPECT_THAT(out, HasSubstr("\"attempt_log\""));
+  std::tie(code, out) = ferryctl("job why " + job);
+  EXPECT_EQ(code, 0);
+  EXPECT_THAT(out, HasSubstr("failed its last allowed attempt"));
+  std::tie(code, out) = ferryctl("sessions");
+  EXPECT_EQ(code, 0);
+  EXPECT_THAT(out, HasSubstr("REPLICATION"));
+  EXPECT_THAT(out, HasSubstr("W"));
+
+  std::tie(code, out) = ferryctl("queue set-processes REPLICATION 2");
+  EXPECT_EQ(code, 0);
+  EXPECT_THAT(out, HasSubstr("queue REPLICATION: 2 processes (was 1)"));
+  std::tie(code, out) = ferryctl("queue pause REPLICATION");
+  EXPECT_THAT(out, HasSubstr("paused"));
+  std::tie(code, out) = ferryctl("status");
+  EXPECT_THAT(out, HasSubstr("PAUSED"));
+  std::tie(code, out) = ferryctl("queue resume REPLICATION");
+  EXPECT_THAT(out, HasSubstr("resumed"));
+
+  // Usage errors and refusals name what is wrong.
+  std::tie(code, out) = ferryctl("queue set-processes REPLICATION");
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("give the queue and the process count"));
+  std::tie(code, out) = ferryctl("queue frobnicate REPLICATION");
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("unknown action 'frobnicate'"));
+  std::tie(code, out) = ferryctl("queue pause NO_SUCH_QUEUE");
+  EXPECT_NE(code, 0);
+  EXPECT_THAT(out, HasSubstr("no queue named 'NO_SUCH_QUEUE'"));
+  std::tie(code, out) = ferryctl("job retry 999999");
+  EXPECT_NE(code, 0);
+  EXPECT_THAT(out, HasSubstr("job 999999 is not unfinished"));
+
+  std::tie(code, out) = ferryctl("job skip " + job);
+  EXPECT_EQ(code, 0);
+  EXPECT_THAT(out, HasSubstr("skipped"));
+  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(10)));
+  std::tie(code, out) = ferryctl("status");
+  EXPECT_THAT(out, HasSubstr("Skipped 1"));
 }
 
 TEST_F(QueuesTest, ProcessCountChangesAtRunTimeAndSurvivesARestart) {
