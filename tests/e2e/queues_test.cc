@@ -583,5 +583,27 @@ TEST_F(QueuesTest, BrokenQueueConfigurationStopsStartUpNamingTheKey) {
   EXPECT_THAT(err, HasSubstr("unknown option 'proceses'"));
 }
 
+TEST(ExecutablesTest, BadArgumentsAreRefusedNamingThem) {
+  TempDir dir;
+  auto run = [&](const std::string& command) {
+    const std::string out = dir.File("out");
+    int code = std::system((command + " > " + out + " 2>&1").c_str());
+    return std::make_pair(WEXITSTATUS(code), testing::ReadFile(out));
+  };
+  auto [code, out] =
+      run(testing::Executable("ferry-worker") + " --replica tcp://127.0.0.1:1 --db " +
+          dir.File("x.db") + " --apply-delay Customer=soon");
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out,
+              HasSubstr("--apply-delay 'Customer=soon': 'soon' is not a number of milliseconds"));
+  std::tie(code, out) = run(testing::Executable("ferry-bench") + " --runs e2e-1,fastest");
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("unknown run 'fastest'"));
+  std::tie(code, out) = run(testing::Executable("ferry-master") + " --master-config " +
+                            dir.File("missing.txtpb") + " --db " + dir.File("m.db"));
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(out, HasSubstr("cannot read master configuration " + dir.File("missing.txtpb")));
+}
+
 }  // namespace
 }  // namespace ferry
