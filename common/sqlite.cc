@@ -1,6 +1,25 @@
 #include "common/sqlite.h"
 
+#include <unistd.h>
+
+#include <cstdint>
+
 namespace ferry::sqlite {
+namespace {
+
+// Waits for another connection's write lock. SQLite's own busy timeout sleeps 1, 2, 5, 10 ...
+// ms between tries, so a replica's inbox write behind a worker's 1 ms batch waited 5 ms or
+// more; short sleeps first keep the hand-over near the lock's real hold time.
+int WaitForLock(void* timeout_ms, int tries) {
+  constexpr int kShortTries = 400;  // 400 x 25 us = 10 ms
+  const int64_t limit = reinterpret_cast<intptr_t>(timeout_ms);
+  const int64_t waited_ms = tries < kShortTries ? tries / 40 : 10 + (tries - kShortTries);
+  if (waited_ms >= limit) return 0;  // give up: SQLITE_BUSY
+  usleep(tries < kShortTries ? 25 : 1000);
+  return 1;
+}
+
+}  // namespace
 
 StatusOr<Db> Db::Open(const std::string& path, const Options& options) {
   sqlite3* raw = nullptr;
@@ -12,7 +31,8 @@ StatusOr<Db> Db::Open(const std::string& path, const Options& options) {
     return Status::IoError("cannot open database " + path + ": " +
                            (raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
   }
-  sqlite3_busy_timeout(raw, options.busy_timeout_ms);
+  sqlite3_busy_handler(raw, WaitForLock,
+                       reinterpret_cast<void*>(static_cast<intptr_t>(options.busy_timeout_ms)));
   Db db(std::move(handle), path);
   FERRY_RETURN_IF_ERROR(db.Exec("PRAGMA journal_mode=WAL"));
   FERRY_RETURN_IF_ERROR(db.Exec("PRAGMA foreign_keys=ON"));
