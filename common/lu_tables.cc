@@ -38,6 +38,15 @@ Status ForRow(Status status, const wire::LuChange& change) {
   return status.ok() ? status : status.Annotate(RowOf(change));
 }
 
+// The row `s` is on (SELECT * or RETURNING *): its non-null columns by name.
+Row RowAt(const config::LogicalUnit& lu, const sqlite::Statement& s) {
+  Row row;
+  for (int i = 0; i < lu.attributes_size(); ++i) {
+    if (!s.ColumnIsNull(i)) row[lu.attributes(i).name()] = s.ColumnText(i);
+  }
+  return row;
+}
+
 std::vector<std::string> ToVector(const google::protobuf::RepeatedPtrField<std::string>& field) {
   return {field.begin(), field.end()};
 }
@@ -63,10 +72,17 @@ Status LuTables::CreateTables() {
       columns.push_back("FOREIGN KEY (" + Join(local, ", ") + ") REFERENCES \"" +
                         TableName(target->name()) + "\" (" + Join(remote, ", ") + ")");
     }
+    // WITHOUT ROWID: the row lives in its key's b-tree, so a write touches one page fewer.
     FERRY_RETURN_IF_ERROR(db_.Exec("CREATE TABLE IF NOT EXISTS \"" + TableName(lu.name()) + "\" (" +
-                                   Join(columns, ", ") + ")"));
-    // An index per reference, so refusing to remove a referenced row is not a table scan.
+                                   Join(columns, ", ") + ") WITHOUT ROWID"));
+    // An index per reference, so refusing to remove a referenced row is not a table scan;
+    // none where the key starts with the reference's attributes (its b-tree serves).
     for (int i = 0; i < lu.references_size(); ++i) {
+      const auto& attributes = lu.references(i).attributes();
+      if (attributes.size() <= lu.key_size() &&
+          std::equal(attributes.begin(), attributes.end(), lu.key().begin())) {
+        continue;
+      }
       std::vector<std::string> local;
       for (const auto& a : lu.references(i).attributes()) local.push_back("\"" + a + "\"");
       FERRY_RETURN_IF_ERROR(db_.Exec("CREATE INDEX IF NOT EXISTS \"" + TableName(lu.name()) +
@@ -99,12 +115,7 @@ StatusOr<std::optional<Row>> LuTables::ReadRow(const config::LogicalUnit& lu, co
     return step.status();
   }
   std::optional<Row> row;
-  if (*step == sqlite::Statement::StepResult::kRow) {
-    row.emplace();
-    for (int i = 0; i < lu.attributes_size(); ++i) {
-      if (!s.ColumnIsNull(i)) (*row)[lu.attributes(i).name()] = s.ColumnText(i);
-    }
-  }
+  if (*step == sqlite::Statement::StepResult::kRow) row = RowAt(lu, s);
   s.Reset();
   return row;
 }
@@ -129,11 +140,7 @@ Status LuTables::ForEachRow(const config::LogicalUnit& lu,
     auto step = statement->Step();
     if (!step.ok()) return step.status();
     if (*step == sqlite::Statement::StepResult::kDone) return Status::Ok();
-    Row row;
-    for (int i = 0; i < lu.attributes_size(); ++i) {
-      if (!statement->ColumnIsNull(i)) row[lu.attributes(i).name()] = statement->ColumnText(i);
-    }
-    FERRY_RETURN_IF_ERROR(visit(std::move(row)));
+    FERRY_RETURN_IF_ERROR(visit(RowAt(lu, *statement)));
   }
 }
 
@@ -175,10 +182,7 @@ Status LuTables::CheckNotReferenced(const wire::LuChange& change, const config::
     auto step = s.Step();
     if (!step.ok()) return step.status();
     if (*step == sqlite::Statement::StepResult::kRow) {
-      Row child_row;
-      for (int i = 0; i < child->attributes_size(); ++i) {
-        if (!s.ColumnIsNull(i)) child_row[child->attributes(i).name()] = s.ColumnText(i);
-      }
+      const Row child_row = RowAt(*child, s);
       s.Reset();
       return Status::InvalidArgument("cannot remove " + RowOf(change) + ": " +
                                      RowName(child->name(), ToVector(child->key()), child_row) +
@@ -192,65 +196,121 @@ Status LuTables::CheckNotReferenced(const wire::LuChange& change, const config::
 Status LuTables::Apply(const wire::LuChange& change, Row* row_out) {
   const config::LogicalUnit* lu = catalog_->FindLu(change.lu());
   if (!lu) return Status::InvalidArgument("unknown LU '" + change.lu() + "'");
-  Row key(change.keys().begin(), change.keys().end());
-  auto before = ReadRow(*lu, key);
-  if (!before.ok()) return ForRow(before.status(), change);
+  LuStatements& statements = lu_statements_[lu];
+  // The SQL is built only when a statement is first prepared.
+  auto table = [lu] { return "\"" + TableName(lu->name()) + "\""; };
+  auto where = [lu] { return " WHERE " + Conditions(ToVector(lu->key())); };
 
-  const std::string table = "\"" + TableName(lu->name()) + "\"";
+  if (change.action() == wire::NEW) {
+    if (!statements.insert) {
+      // Every column, absent ones null: one statement per LU whatever a change carries.
+      std::vector<std::string> columns, marks;
+      for (const auto& attribute : lu->attributes()) {
+        columns.push_back("\"" + attribute.name() + "\"");
+        marks.push_back("?");
+      }
+      auto insert = db_.Prepare("INSERT INTO " + table() + " (" + Join(columns, ", ") +
+                                ") VALUES (" + Join(marks, ", ") + ")");
+      if (!insert.ok()) return insert.status();
+      statements.insert.emplace(std::move(insert).value());
+    }
+    sqlite::Statement& s = *statements.insert;
+    for (int i = 0; i < lu->attributes_size(); ++i) {
+      const std::string& name = lu->attributes(i).name();
+      auto key = change.keys().find(name);
+      auto attribute = change.attributes().find(name);
+      if (key != change.keys().end()) {
+        s.Bind(i + 1, key->second);
+      } else if (attribute != change.attributes().end()) {
+        s.Bind(i + 1, attribute->second);
+      } else {
+        s.BindNull(i + 1);
+      }
+    }
+    Status inserted = s.Run();
+    if (!inserted.ok()) return Explain(change, *lu, inserted);
+    if (row_out) {
+      row_out->clear();
+      row_out->insert(change.keys().begin(), change.keys().end());
+      row_out->insert(change.attributes().begin(), change.attributes().end());
+    }
+    return Status::Ok();
+  }
+
+  // MODIFY and REMOVE: RETURNING gives the row (routing needs it); no row, no such row.
+  sqlite::Statement* statement = nullptr;
+  int index = 1;
+  if (change.action() == wire::REMOVE) {
+    if (!statements.remove) {
+      auto remove = db_.Prepare("DELETE FROM " + table() + where() + " RETURNING *");
+      if (!remove.ok()) return remove.status();
+      statements.remove.emplace(std::move(remove).value());
+    }
+    statement = &*statements.remove;
+  } else {
+    std::string which(lu->attributes_size(), '0');
+    for (int i = 0; i < lu->attributes_size(); ++i) {
+      if (change.attributes().count(lu->attributes(i).name())) which[i] = '1';
+    }
+    auto it = statements.update.find(which);
+    if (it == statements.update.end()) {
+      std::vector<std::string> assignments;
+      for (int i = 0; i < lu->attributes_size(); ++i) {
+        if (which[i] == '1') assignments.push_back("\"" + lu->attributes(i).name() + "\"=?");
+      }
+      auto update = db_.Prepare("UPDATE " + table() + " SET " + Join(assignments, ", ") + where() +
+                                " RETURNING *");
+      if (!update.ok()) return update.status();
+      it = statements.update.emplace(which, std::move(update).value()).first;
+    }
+    statement = &it->second;
+    for (int i = 0; i < lu->attributes_size(); ++i) {
+      if (which[i] == '1') {
+        statement->Bind(index++, change.attributes().at(lu->attributes(i).name()));
+      }
+    }
+  }
+  for (const auto& k : lu->key()) statement->Bind(index++, change.keys().at(k));
+  auto step = statement->Step();
+  if (!step.ok()) {
+    statement->Reset();
+    return Explain(change, *lu, step.status());
+  }
+  if (*step == sqlite::Statement::StepResult::kDone) {
+    statement->Reset();
+    return Status::NotFound(RowOf(change) + " does not exist");
+  }
+  if (row_out) *row_out = RowAt(*lu, *statement);
+  // Stepped to the end: the statement is complete before it is reset.
+  auto done = statement->Step();
+  statement->Reset();
+  return done.ok() ? Status::Ok() : ForRow(done.status(), change);
+}
+
+Status LuTables::Explain(const wire::LuChange& change, const config::LogicalUnit& lu,
+                         Status failure) {
+  // Step reports a failed constraint as InvalidArgument; anything else is not the change's.
+  if (failure.code() != Status::Code::kInvalidArgument) return ForRow(failure, change);
+  Row key(change.keys().begin(), change.keys().end());
+  auto before = ReadRow(lu, key);
+  if (!before.ok()) return ForRow(before.status(), change);
   if (change.action() == wire::NEW) {
     if (before->has_value()) return Status::AlreadyExists(RowOf(change) + " already exists");
     Row after = key;
     after.insert(change.attributes().begin(), change.attributes().end());
-    for (const auto& reference : lu->references()) {
+    for (const auto& reference : lu.references()) {
       FERRY_RETURN_IF_ERROR(CheckReference(change, reference, after));
     }
-    std::vector<std::string> columns, marks;
-    for (const auto& [column, value] : after) {
-      columns.push_back("\"" + column + "\"");
-      marks.push_back("?");
+  } else if (before->has_value() && change.action() == wire::REMOVE) {
+    FERRY_RETURN_IF_ERROR(CheckNotReferenced(change, lu, **before));
+  } else if (before->has_value()) {
+    Row after = std::move(**before);
+    for (const auto& [column, value] : change.attributes()) after[column] = value;
+    for (const auto& reference : lu.references()) {
+      FERRY_RETURN_IF_ERROR(CheckReference(change, reference, after));
     }
-    auto statement = Cached("INSERT INTO " + table + " (" + Join(columns, ", ") + ") VALUES (" +
-                            Join(marks, ", ") + ")");
-    if (!statement.ok()) return statement.status();
-    int index = 1;
-    for (const auto& [column, value] : after) (*statement)->Bind(index++, value);
-    FERRY_RETURN_IF_ERROR(ForRow((*statement)->Run(), change));
-    if (row_out) *row_out = std::move(after);
-    return Status::Ok();
   }
-
-  if (!before->has_value()) return Status::NotFound(RowOf(change) + " does not exist");
-  Row current = std::move(**before);
-  if (change.action() == wire::REMOVE) {
-    FERRY_RETURN_IF_ERROR(CheckNotReferenced(change, *lu, current));
-    auto statement = Cached("DELETE FROM " + table + " WHERE " + Conditions(ToVector(lu->key())));
-    if (!statement.ok()) return statement.status();
-    for (int i = 0; i < lu->key_size(); ++i) (*statement)->Bind(i + 1, key.at(lu->key(i)));
-    FERRY_RETURN_IF_ERROR(ForRow((*statement)->Run(), change));
-    if (row_out) *row_out = std::move(current);
-    return Status::Ok();
-  }
-
-  // MODIFY: only the references that involve a changed attribute can break.
-  for (const auto& [column, value] : change.attributes()) current[column] = value;
-  for (const auto& reference : lu->references()) {
-    bool touched = std::any_of(reference.attributes().begin(), reference.attributes().end(),
-                               [&](const std::string& a) { return change.attributes().count(a); });
-    if (touched) FERRY_RETURN_IF_ERROR(CheckReference(change, reference, current));
-  }
-  // The protobuf map has no stable order: the SET list and the binds both follow `sorted`.
-  std::map<std::string, std::string> sorted(change.attributes().begin(), change.attributes().end());
-  std::vector<std::string> assignments;
-  for (const auto& [column, value] : sorted) assignments.push_back("\"" + column + "\"=?");
-  auto statement = Cached("UPDATE " + table + " SET " + Join(assignments, ", ") + " WHERE " +
-                          Conditions(ToVector(lu->key())));
-  if (!statement.ok()) return statement.status();
-  int index = 1;
-  for (const auto& [column, value] : sorted) (*statement)->Bind(index++, value);
-  for (const auto& k : lu->key()) (*statement)->Bind(index++, key.at(k));
-  FERRY_RETURN_IF_ERROR(ForRow((*statement)->Run(), change));
-  if (row_out) *row_out = std::move(current);
-  return Status::Ok();
+  return ForRow(failure, change);  // a constraint the reads do not explain: SQLite's words
 }
 
 }  // namespace ferry

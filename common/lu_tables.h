@@ -28,10 +28,12 @@ class LuTables {
   // Creates any missing table and foreign-key index.
   Status CreateTables();
 
-  // Applies a change that passed Catalog::ValidateChange, checking it against the stored rows
-  // first so that the error names the row: NEW of a row that exists, MODIFY or REMOVE of one
-  // that does not, a reference to a row that does not exist, REMOVE of a row still referenced.
-  // On success `*row` (if not null) holds the row's columns after NEW or MODIFY, before REMOVE.
+  // Applies a change that passed Catalog::ValidateChange. Rejects, with an error that names
+  // the row: NEW of a row that exists, MODIFY or REMOVE of one that does not, a reference to a
+  // row that does not exist, REMOVE of a row still referenced. One statement when the change
+  // holds (SQLite's keys and foreign keys do the checking); only a rejected change pays for
+  // the reads that find what is wrong. On success `*row` (if not null) holds the row's
+  // columns after NEW or MODIFY, before REMOVE.
   // REQUIRES: inside a transaction, so a failure can be rolled back whole.
   Status Apply(const wire::LuChange& change, Row* row);
 
@@ -46,8 +48,15 @@ class LuTables {
   Status DeleteAll();
 
  private:
-  // The cached prepared statement for `sql`.
+  // An LU's statements, prepared on first use: the SQL is built once, not per change.
+  struct LuStatements {
+    std::optional<sqlite::Statement> select, insert, remove;
+    std::map<std::string, sqlite::Statement> update;  // by which attributes it sets ("0110")
+  };
+  // The cached prepared statement for `sql`: for what runs only to explain a rejection.
   StatusOr<sqlite::Statement*> Cached(const std::string& sql);
+  // After a change failed a constraint: the reads that say which row is missing or in the way.
+  Status Explain(const wire::LuChange& change, const config::LogicalUnit& lu, Status failure);
   // Errors name the row `change` is about.
   Status CheckReference(const wire::LuChange& change, const config::Reference& reference,
                         const Row& row);
@@ -56,6 +65,7 @@ class LuTables {
 
   sqlite::Db& db_;
   std::shared_ptr<const Catalog> catalog_;
+  std::map<const config::LogicalUnit*, LuStatements> lu_statements_;
   std::map<std::string, sqlite::Statement> statements_;  // by SQL text
 };
 

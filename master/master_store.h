@@ -54,7 +54,8 @@ class MasterStore {
   // empties the site's LU tables). Returns the sequence of the configuration message.
   virtual StatusOr<uint64_t> AppendSnapshot(const std::string& site, int64_t now_us) = 0;
 
-  // Writes the acknowledged positions; removes outbox entries that their site acknowledged,
+  // Writes the stream positions (a commit writes only its outbox entries: they tell the
+  // newest sequence until then); removes outbox entries that their site acknowledged,
   // and entries beyond the newest
   // `quota` of a site (that site will need a snapshot), and idempotency keys over 24 hours old.
   virtual StatusOr<PruneResult> Prune(uint64_t quota, int64_t now_us) = 0;

@@ -54,21 +54,31 @@ class SqliteMasterStore final : public MasterStore {
       p.acknowledged_sequence = streams->ColumnInt(2);
       p.first_available = p.latest_sequence + 1;
     }
-    auto oldest = db_.Prepare("SELECT site, MIN(sequence) FROM ferry_outbox GROUP BY site");
-    if (!oldest.ok()) return oldest.status();
+    // A commit writes only its outbox entries; ferry_streams and last_transaction_id are
+    // written by Prune (and by a commit that goes to no site), so the newest of both is the
+    // larger of what is written there and what the outbox holds.
+    auto outbox = db_.Prepare(
+        "SELECT site, MIN(sequence), MAX(sequence), MAX(transaction_id) FROM ferry_outbox "
+        "GROUP BY site");
+    if (!outbox.ok()) return outbox.status();
     while (true) {
-      auto step = oldest->Step();
+      auto step = outbox->Step();
       if (!step.ok()) return step.status();
       if (*step == sqlite::Statement::StepResult::kDone) break;
-      auto it = streams_.find(oldest->ColumnText(0));
-      if (it != streams_.end()) it->second.first_available = oldest->ColumnInt(1);
+      last_transaction_id_ = std::max<uint64_t>(last_transaction_id_, outbox->ColumnInt(3));
+      auto it = streams_.find(outbox->ColumnText(0));
+      if (it == streams_.end()) continue;
+      it->second.latest_sequence =
+          std::max<uint64_t>(it->second.latest_sequence, outbox->ColumnInt(2));
+      it->second.first_available = outbox->ColumnInt(1);
     }
     auto last = db_.Prepare("SELECT value FROM ferry_meta WHERE key='last_transaction_id'");
     if (!last.ok()) return last.status();
     auto step = last->Step();
     if (!step.ok()) return step.status();
     if (*step == sqlite::Statement::StepResult::kRow) {
-      last_transaction_id_ = std::stoull(last->ColumnText(0));
+      last_transaction_id_ =
+          std::max<uint64_t>(last_transaction_id_, std::stoull(last->ColumnText(0)));
     }
     return PrepareStatements();
   }
@@ -112,8 +122,7 @@ class SqliteMasterStore final : public MasterStore {
       position->set_site(site);
       position->set_sequence(message.sequence());
     }
-    set_meta_->Bind(1, "last_transaction_id").Bind(2, std::to_string(transaction_id));
-    FERRY_RETURN_IF_ERROR(set_meta_->Run());
+    if (messages.empty()) FERRY_RETURN_IF_ERROR(SaveLastTransactionId(transaction_id));
     if (!request.idempotency_key().empty()) {
       std::string bytes;
       reply.SerializeToString(&bytes);
@@ -189,11 +198,12 @@ class SqliteMasterStore final : public MasterStore {
     if (!prune.ok()) return prune.status();
     PruneResult result;
     std::map<std::string, uint64_t> floors;
+    FERRY_RETURN_IF_ERROR(SaveLastTransactionId(last_transaction_id_));
     for (auto& [site, p] : streams_) {
-      FERRY_RETURN_IF_ERROR(
-          set_acknowledged_->Bind(1, static_cast<int64_t>(p.acknowledged_sequence))
-              .Bind(2, site)
-              .Run());
+      FERRY_RETURN_IF_ERROR(set_position_->Bind(1, static_cast<int64_t>(p.latest_sequence))
+                                .Bind(2, static_cast<int64_t>(p.acknowledged_sequence))
+                                .Bind(3, site)
+                                .Run());
       uint64_t floor = p.acknowledged_sequence;
       if (p.latest_sequence > quota && p.latest_sequence - quota > floor) {
         floor = p.latest_sequence - quota;
@@ -262,10 +272,9 @@ class SqliteMasterStore final : public MasterStore {
     FERRY_RETURN_IF_ERROR(prepare(
         insert_outbox_,
         "INSERT INTO ferry_outbox (site, sequence, transaction_id, message) VALUES (?, ?, ?, ?)"));
-    FERRY_RETURN_IF_ERROR(
-        prepare(set_latest_, "UPDATE ferry_streams SET latest_sequence=? WHERE site=?"));
-    FERRY_RETURN_IF_ERROR(prepare(set_acknowledged_,
-                                  "UPDATE ferry_streams SET acknowledged_sequence=? WHERE site=?"));
+    FERRY_RETURN_IF_ERROR(prepare(
+        set_position_,
+        "UPDATE ferry_streams SET latest_sequence=?, acknowledged_sequence=? WHERE site=?"));
     FERRY_RETURN_IF_ERROR(prepare(set_meta_,
                                   "INSERT INTO ferry_meta (key, value) VALUES (?, ?) "
                                   "ON CONFLICT (key) DO UPDATE SET value=excluded.value"));
@@ -367,18 +376,21 @@ class SqliteMasterStore final : public MasterStore {
         .Bind(2, static_cast<int64_t>(message.sequence()))
         .Bind(3, static_cast<int64_t>(message.transaction_id()))
         .BindBlob(4, bytes);
-    FERRY_RETURN_IF_ERROR(insert_outbox_->Run());
-    set_latest_->Bind(1, static_cast<int64_t>(message.sequence())).Bind(2, message.site());
-    return set_latest_->Run();
+    return insert_outbox_->Run();
+  }
+
+  // REQUIRES: in a transaction.
+  Status SaveLastTransactionId(uint64_t id) {
+    return set_meta_->Bind(1, "last_transaction_id").Bind(2, std::to_string(id)).Run();
   }
 
   sqlite::Db db_;
   std::shared_ptr<const Catalog> catalog_;
   LuTables tables_;
-  std::map<std::string, StreamPosition> streams_;  // by site; mirrors ferry_streams
+  std::map<std::string, StreamPosition> streams_;  // by site; ferry_streams as of Prune
   uint64_t last_transaction_id_ = 0;
-  std::optional<sqlite::Statement> insert_outbox_, set_latest_, set_acknowledged_, set_meta_,
-      read_outbox_, insert_submit_, find_submit_;
+  std::optional<sqlite::Statement> insert_outbox_, set_position_, set_meta_, read_outbox_,
+      insert_submit_, find_submit_;
 };
 
 }  // namespace

@@ -210,6 +210,37 @@ TEST_F(MasterStoreTest, PositionsAndTransactionIdsSurviveReopening) {
   EXPECT_EQ(store_->RecordAcknowledged("SITE-Z", 1).code(), Status::Code::kNotFound);
 }
 
+// A commit writes its outbox entries and nothing else of the positions; reopening finds them
+// there, and after a Prune emptied the outbox, in ferry_streams.
+TEST_F(MasterStoreTest, PositionsSurviveReopeningWithOrWithoutAPrune) {
+  CommitBasics();
+  auto nowhere = store_->Commit(
+      Transaction({Change("Company", wire::NEW, {{"company_id", "C3"}}, {{"name", "Three"}})}), 1);
+  ASSERT_OK(nowhere.status());
+  EXPECT_EQ(nowhere->published_size(), 0);  // no replica takes company C3
+  Reopen();
+  EXPECT_EQ(store_->LastTransactionId(), 2u);
+  EXPECT_EQ(Position("SITE-A").latest_sequence, 1u);
+  auto next = store_->Commit(
+      Transaction({Change("Customer", wire::MODIFY, {{"customer_id", "CUST-1"}}, {{"name", "N"}})}),
+      2);
+  ASSERT_OK(next.status());
+  EXPECT_EQ(next->transaction_id(), 3u);
+  ASSERT_EQ(next->published_size(), 1);
+  EXPECT_EQ(next->published(0).sequence(), 2u);
+
+  ASSERT_OK(store_->RecordAcknowledged("SITE-A", 2));
+  ASSERT_OK(store_->RecordAcknowledged("SITE-B", 1));
+  auto pruned = store_->Prune(1000, 3);
+  ASSERT_OK(pruned.status());
+  EXPECT_EQ(pruned->entries, 3u);
+  Reopen();
+  EXPECT_EQ(store_->LastTransactionId(), 3u);
+  EXPECT_EQ(Position("SITE-A").latest_sequence, 2u);
+  EXPECT_EQ(Position("SITE-A").first_available, 3u);
+  EXPECT_EQ(Position("SITE-B").latest_sequence, 1u);
+}
+
 TEST_F(MasterStoreTest, TheWholeWorkloadSetUpAndFirstTransactionsCommit) {
   OrdersWorkload workload;
   for (const auto& request : workload.SetUp()) ASSERT_OK(store_->Commit(request, 1).status());
