@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   std::string ready_file;
   int master_timeout_ms = static_cast<int>(options.master_timeout.count());
   int64_t retention_s = options.job_retention.count();
+  int sync_interval_ms = static_cast<int>(options.sync_interval.count());
   std::vector<std::string> queue_args;
   po::options_description described(
       "ferry-replica: a replica site of a Ferry deployment.\n"
@@ -71,6 +72,9 @@ int main(int argc, char** argv) {
       "keep finished jobs this many seconds, then prune them")(
       "master-timeout-ms", po::value(&master_timeout_ms)->default_value(master_timeout_ms),
       "silence from the master after which the replica says hello again, milliseconds")(
+      "sync-interval-ms", po::value(&sync_interval_ms)->default_value(sync_interval_ms),
+      "received messages are made durable (one fsync) and acknowledged at most this many "
+      "milliseconds after they are stored, or at once past 256 of them; 0: every batch at once")(
       "ready-file", po::value(&ready_file),
       "once bound, write the endpoints here (control=..., worker=...)");
   po::variables_map vm;
@@ -105,9 +109,9 @@ int main(int argc, char** argv) {
     std::cerr << "ferry-replica: " << e.what() << "\n(see ferry-replica --help)\n";
     return 2;
   }
-  if (master_timeout_ms <= 0 || retention_s < 0) {
-    std::cerr
-        << "ferry-replica: --master-timeout-ms must be positive, --job-retention-s not negative\n";
+  if (master_timeout_ms <= 0 || retention_s < 0 || sync_interval_ms < 0) {
+    std::cerr << "ferry-replica: --master-timeout-ms must be positive, --job-retention-s and "
+                 "--sync-interval-ms not negative\n";
     return 2;
   }
   auto queues = ferry::QueueSet::FromSettings(queue_settings);
@@ -118,6 +122,7 @@ int main(int argc, char** argv) {
   options.queues = std::move(queues).value();
   options.master_timeout = std::chrono::milliseconds(master_timeout_ms);
   options.job_retention = std::chrono::seconds(retention_s);
+  options.sync_interval = std::chrono::milliseconds(sync_interval_ms);
   ferry::SetLogProgram("ferry-replica[" + options.site + "]");
 
   const auto& stop = ferry::StopFlagOnSignals();

@@ -146,9 +146,14 @@ Status Replica::Run(const std::atomic<bool>& stop) {
           std::to_string(store_->LastReceivedSequence() + 1) + ", " +
           std::to_string(scheduler_.size()) + " unfinished jobs");
   for (const auto& warning : options_.queues.Warnings()) LogWarning(warning);
+  // What an earlier session stored is acknowledged (by our hello) only once it is durable.
+  acknowledged_ = store_->LastReceivedSequence();
+  Status synced = store_->Sync();
+  if (!synced.ok()) return synced.Annotate("syncing the replica database");
   SayHello();
   while (!stop.load()) {
     auto now = clock_->Steady();
+    if (sync_due_ && now >= *sync_due_) SyncAndAcknowledge();
     CheckWorkers();
     // Until the master answers, hello often: the first one is dropped while connecting.
     if (now - last_heard_from_master_ > options_.master_timeout &&
@@ -162,19 +167,27 @@ Status Replica::Run(const std::atomic<bool>& stop) {
                                {worker_socket_.handle(), 0, ZMQ_POLLIN, 0},
                                {control_socket_.handle(), 0, ZMQ_POLLIN, 0}};
     // 100 ms bounds how late a retry, a restart or `stop` is noticed.
-    Status polled = Poll(items, 3, std::chrono::milliseconds(100));
+    auto wait = std::chrono::milliseconds(100);
+    if (sync_due_) {
+      wait = std::clamp(std::chrono::ceil<std::chrono::milliseconds>(*sync_due_ - clock_->Steady()),
+                        std::chrono::milliseconds(0), wait);
+    }
+    Status polled = Poll(items, 3, wait);
     if (polled.code() == Status::Code::kUnavailable) break;
     FERRY_RETURN_IF_ERROR(polled);
     if (items[0].revents & ZMQ_POLLIN) HandleStream();
     if (items[1].revents & ZMQ_POLLIN) HandleWorkers();
     if (items[2].revents & ZMQ_POLLIN) HandleControl();
   }
+  SyncAndAcknowledge();
   supervisors_.clear();  // SIGTERM to each worker; each finishes its job first
   LogInfo("replica " + options_.site + " stopped");
   return Status::Ok();
 }
 
 void Replica::SayHello() {
+  // Asking for the next sequence acknowledges everything before it: only once durable.
+  SyncAndAcknowledge();
   wire::Envelope hello;
   hello.mutable_stream_hello()->set_site(options_.site);
   hello.mutable_stream_hello()->set_next_sequence(store_->LastReceivedSequence() + 1);
@@ -245,11 +258,33 @@ bool Replica::StoreBatch(const std::vector<wire::ReplicationMessage>& batch) {
     return false;  // not acknowledged: the master sends them again after our next hello
   }
   Post(std::move(posted).value());
+  if (options_.sync_interval.count() == 0 ||
+      store_->LastReceivedSequence() - acknowledged_ >= kSyncEvery) {
+    SyncAndAcknowledge();
+  } else if (!sync_due_) {
+    sync_due_ = clock_->Steady() + options_.sync_interval;
+  }
+  return true;
+}
+
+void Replica::SyncAndAcknowledge() {
+  if (store_->LastReceivedSequence() <= acknowledged_) {
+    sync_due_.reset();
+    return;
+  }
+  Status synced = store_->Sync();
+  if (!synced.ok()) {
+    // Not acknowledged: the master keeps the messages. Try again after the next interval.
+    LogError("syncing received messages: " + synced.message());
+    sync_due_ = clock_->Steady() + std::max(options_.sync_interval, std::chrono::milliseconds(100));
+    return;
+  }
+  sync_due_.reset();
+  acknowledged_ = store_->LastReceivedSequence();
   wire::Envelope ack;
   ack.mutable_ack()->set_site(options_.site);
-  ack.mutable_ack()->set_sequence(store_->LastReceivedSequence());
+  ack.mutable_ack()->set_sequence(acknowledged_);
   (void)Send(stream_socket_, ack);
-  return true;
 }
 
 void Replica::Post(std::vector<Job> jobs) {
@@ -521,6 +556,7 @@ wire::Envelope Replica::OnQueueCommand(const wire::QueueCommand& command) {
       return ErrorEnvelope(0, wire::INVALID_ARGUMENT, "no queue action given");
   }
   Status saved = store_->SaveQueueSetting(queue->name, setting);
+  if (saved.ok()) saved = store_->Sync();  // an operator's word survives a power cut
   if (!saved.ok()) {
     done += " (not kept across a restart: " + saved.message() + ")";
     LogError(done);
@@ -549,6 +585,7 @@ wire::Envelope Replica::OnJobCommand(const wire::JobCommand& command) {
   Status checked = retry ? scheduler_.Retry(id, clock_->Steady()) : scheduler_.Skip(id);
   if (!checked.ok()) return ErrorEnvelope(0, ErrorCodeFor(checked), checked.message());
   Status stored = retry ? store_->MarkReleased(id) : store_->MarkSkipped(id, clock_->NowMicros());
+  if (stored.ok()) stored = store_->Sync();
   if (!stored.ok()) LogError(job + ": " + stored.message());
   const std::string done =
       retry ? job + " will run again" : job + " skipped: it will not be applied";

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
@@ -34,11 +35,19 @@ struct ReplicaOptions {
   QueueSet queues;                                        // the batch queues and their routes
   std::chrono::milliseconds master_timeout{3000};         // silence after which we say hello again
   std::chrono::seconds job_retention{7 * 24 * 3600};      // finished jobs are kept this long
+  // Stored messages wait at most this long for the fsync that lets us acknowledge them (or
+  // none, past kSyncEvery of them): one fsync for several batches when they come one by one.
+  std::chrono::milliseconds sync_interval{2};
 };
+
+// Unsynced stored messages past which the replica syncs and acknowledges at once.
+inline constexpr uint64_t kSyncEvery = 256;
 
 // ferry-replica: one per site. Connects to its own stream at the master, stores every message
 // in its inbox and posts it as a job on the batch queue its message class is routed to, in
-// one durable transaction, before acknowledging it. Hands jobs to worker processes as the
+// one transaction, and acknowledges it once an fsync made it durable (deferred by up to
+// `sync_interval`, so that messages arriving one by one share fsyncs; the jobs need not wait
+// for it). Hands jobs to worker processes as the
 // queues' ordering modes and process counts allow (BatchQueues decides), retries failed jobs
 // per their queue's policy, starts and restarts each queue's workers, and hands a dead
 // worker's job out again. Answers status and operator commands on its control port.
@@ -75,6 +84,8 @@ class Replica {
   void HandleStream();
   // Stores and posts `batch` and acknowledges it; false (logged) if it could not be stored.
   bool StoreBatch(const std::vector<wire::ReplicationMessage>& batch);
+  // Syncs what is stored and acknowledges it, if anything awaits that.
+  void SyncAndAcknowledge();
   void HandleWorkers();
   void HandleControl();
   void SayHello();
@@ -108,7 +119,9 @@ class Replica {
   std::chrono::steady_clock::time_point last_heard_from_master_{};
   std::chrono::steady_clock::time_point last_hello_{};
   std::chrono::steady_clock::time_point next_prune_{};
-  std::string last_error_;  // the newest job error
+  uint64_t acknowledged_ = 0;  // the newest sequence made durable and acknowledged
+  std::optional<std::chrono::steady_clock::time_point> sync_due_;  // when stored ones await it
+  std::string last_error_;                                         // the newest job error
 };
 
 }  // namespace ferry

@@ -48,14 +48,18 @@ class ReplicaStore {
 
   // ---- Used by the replica node.
 
-  // In one durable transaction: stores each message in the inbox and posts it as a job on
-  // the queue `queue_for` names for its class. REQUIRES: sequences continue
-  // LastReceivedSequence() without a gap. Returns the posted jobs, messages included.
+  // In one transaction: stores each message in the inbox and posts it as a job on the queue
+  // `queue_for` names for its class. Durable only after the next Sync() (a power cut may take
+  // back the newest of these commits, never an older one without them: WAL commits survive
+  // as a prefix). REQUIRES: sequences continue LastReceivedSequence() without a gap.
+  // Returns the posted jobs, messages included.
   virtual StatusOr<std::vector<Job>> StoreMessages(
       const std::vector<wire::ReplicationMessage>& messages,
       const std::function<std::string(wire::MessageClass)>& queue_for, int64_t now_us) = 0;
 
   virtual uint64_t LastReceivedSequence() const = 0;
+  // Makes everything committed so far durable (one fsync), whatever connection committed it.
+  virtual Status Sync() = 0;
   // The master superseded the stream up to `sequence` (a snapshot follows): continue after it.
   // REQUIRES: sequence >= LastReceivedSequence().
   virtual Status SkipTo(uint64_t sequence) = 0;
@@ -117,10 +121,10 @@ class ReplicaStore {
 
 struct ReplicaStoreOptions {
   bool create = true;  // create the database if missing (the node); a worker opens an existing one
-  // fsync every commit. A worker may do without: what it applies comes from the inbox, which
-  // the node commits durably before acknowledging, so a commit lost to a power failure (its
-  // rows and its Ready marks together) is applied again after the restart.
-  bool durable_commits = true;
+  // fsync every commit. Neither the node nor a worker needs it: the node acknowledges only
+  // what Sync() made durable (the master keeps the rest), and a commit lost to a power cut
+  // takes every later one with it, so an applied job is never kept without its inbox entry.
+  bool durable_commits = false;
 };
 
 StatusOr<std::unique_ptr<ReplicaStore>> OpenSqliteReplicaStore(const std::string& path,

@@ -82,7 +82,8 @@ std::optional<JobState> ParseJobState(const std::string& name) {
 
 class SqliteReplicaStore final : public ReplicaStore {
  public:
-  explicit SqliteReplicaStore(sqlite::Db db) : db_(std::move(db)) {}
+  SqliteReplicaStore(sqlite::Db db, bool durable_commits)
+      : db_(std::move(db)), durable_commits_(durable_commits) {}
 
   Status Init(bool create) {
     if (create) FERRY_RETURN_IF_ERROR(db_.Exec(kSchema));
@@ -150,6 +151,17 @@ class SqliteReplicaStore final : public ReplicaStore {
   }
 
   uint64_t LastReceivedSequence() const override { return last_received_; }
+
+  Status Sync() override {
+    // A commit with synchronous=FULL fsyncs the WAL, and with it every commit before it.
+    FERRY_RETURN_IF_ERROR(db_.Exec("PRAGMA synchronous=FULL"));
+    Status synced = db_.Exec("INSERT INTO ferry_meta (key, value) VALUES ('durable_sequence', " +
+                             std::to_string(last_received_) +
+                             ") ON CONFLICT (key) DO UPDATE SET value=excluded.value");
+    Status restored =
+        db_.Exec(durable_commits_ ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    return synced.ok() ? restored : synced;
+  }
 
   Status SkipTo(uint64_t sequence) override {
     if (sequence < last_received_) {
@@ -587,6 +599,7 @@ class SqliteReplicaStore final : public ReplicaStore {
   }
 
   sqlite::Db db_;
+  const bool durable_commits_;
   uint64_t last_received_ = 0;
   std::map<std::string, sqlite::Statement> statements_;  // by SQL text
   std::shared_ptr<const Catalog> catalog_;  // the installed configuration; loaded by workers
@@ -603,7 +616,7 @@ StatusOr<std::unique_ptr<ReplicaStore>> OpenSqliteReplicaStore(const std::string
   db_options.synchronous_full = options.durable_commits;
   auto db = sqlite::Db::Open(path, db_options);
   if (!db.ok()) return db.status();
-  auto store = std::make_unique<SqliteReplicaStore>(std::move(db).value());
+  auto store = std::make_unique<SqliteReplicaStore>(std::move(db).value(), options.durable_commits);
   FERRY_RETURN_IF_ERROR(store->Init(options.create).Annotate("replica database " + path));
   return std::unique_ptr<ReplicaStore>(std::move(store));
 }

@@ -12,9 +12,8 @@ namespace ferry {
 StatusOr<std::unique_ptr<Worker>> Worker::Create(zmq::context_t& context, WorkerOptions options,
                                                  const Clock* clock) {
   if (options.replica_endpoint.empty()) return Status::InvalidArgument("no replica endpoint given");
-  // No fsync per commit: what a worker applies comes from the durable inbox, and a commit
-  // lost to a power failure is applied again (see ReplicaStoreOptions::durable_commits).
-  auto store = OpenSqliteReplicaStore(options.db_path, {.create = false, .durable_commits = false});
+  // No fsync per commit: see ReplicaStoreOptions::durable_commits.
+  auto store = OpenSqliteReplicaStore(options.db_path, {.create = false});
   if (!store.ok()) return store.status();
   std::unique_ptr<Worker> worker(
       new Worker(context, std::move(options), clock, std::move(store).value()));

@@ -134,14 +134,18 @@ class QueuesTest : public ::testing::Test {
     return deployment_.Control(kSite, request);
   }
 
-  // The job that applies the message at `sequence`.
-  uint64_t JobAt(uint64_t sequence) {
+  // The job that applies the message at `sequence`; 0 if there is none (yet).
+  uint64_t FindJobAt(uint64_t sequence) {
     const wire::JobList list = Jobs();
     for (const auto& job : list.jobs()) {
       if (job.sequence() == sequence) return job.job_id();
     }
-    ADD_FAILURE() << "no job for sequence " << sequence;
     return 0;
+  }
+  uint64_t JobAt(uint64_t sequence) {
+    const uint64_t id = FindJobAt(sequence);
+    if (id == 0) ADD_FAILURE() << "no job for sequence " << sequence;
+    return id;
   }
 
   int ReplicationWorkers() {
@@ -296,8 +300,10 @@ TEST_F(QueuesTest, StrictFailureHoldsTheQueueUntilRetriedOrSkipped) {
 
   const uint64_t failed_job = [&] {
     uint64_t id = 0;
-    testing::WaitFor([&] { return (id = JobAt(modify->published(0).sequence())) != 0; },
-                     std::chrono::seconds(5));
+    EXPECT_TRUE(
+        testing::WaitFor([&] { return (id = FindJobAt(modify->published(0).sequence())) != 0; },
+                         std::chrono::seconds(5)))
+        << "no job for sequence " << modify->published(0).sequence();
     return id;
   }();
   // Two attempts, then held; the unrelated job behind it waits (strict order).

@@ -21,6 +21,7 @@
 #include "common/sqlite.h"
 #include "common/workload.h"
 #include "e2e/deployment.h"
+#include "replica/replica.h"
 #include "test_util.h"
 
 namespace ferry {
@@ -448,6 +449,55 @@ TEST_F(ReliabilityTest, KilledInTheMiddleOfABatchLosesNothing) {
   ASSERT_OK(status.status());
   auto applied = AppliedAttempts("SITE-A");
   EXPECT_EQ(applied.size(), status->last_received_sequence());
+  for (const auto& [job, count] : applied) EXPECT_EQ(count, 1) << "job " << job;
+}
+
+// The replica defers its fsync (--sync-interval-ms) and acknowledges only what an fsync made
+// durable; the master keeps the rest. Killed with a deferred batch stored but not synced, it
+// starts again from what it holds and loses nothing.
+TEST_F(ReliabilityTest, AcknowledgesOnlyWhatIsSyncedAndAKillInADeferredBatchLosesNothing) {
+  ASSERT_OK(deployment_.StartMaster());
+  // A minute between syncs: what arrives is stored and applied, but acknowledged only once
+  // 256 messages wait for a sync.
+  ASSERT_OK(deployment_.StartReplica("SITE-A", {"--sync-interval-ms", "60000"}));
+  ASSERT_OK(deployment_.SubmitWorkload(workload_, 1, 100, /*setup=*/true));
+  const uint64_t latest = Stream("SITE-A").latest_sequence();
+  ASSERT_LT(latest, kSyncEvery) << "the test wants one deferred batch here";
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        auto status = deployment_.ReplicaStatus("SITE-A");
+        return status.ok() && status->last_applied_sequence() == latest;
+      },
+      std::chrono::seconds(30)));
+  EXPECT_LT(Stream("SITE-A").acknowledged_sequence(), latest) << "acknowledged before an fsync";
+  auto durable = [&] {
+    auto db = sqlite::Db::Open(deployment_.db("SITE-A"), {.create = false});
+    if (!db.ok()) return uint64_t{0};
+    auto read = db->Prepare("SELECT value FROM ferry_meta WHERE key = 'durable_sequence'");
+    if (!read.ok() || !read->Step().ok()) return uint64_t{0};
+    return static_cast<uint64_t>(read->ColumnInt(0));
+  };
+  EXPECT_LT(durable(), latest);
+
+  // Past 256 waiting messages the replica syncs at once, whatever the interval.
+  ASSERT_OK(deployment_.SubmitWorkload(workload_, 101, 800, /*setup=*/false));
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return Stream("SITE-A").acknowledged_sequence() >= kSyncEvery; },
+                       std::chrono::seconds(30)));
+
+  // Killed with the newest messages stored, applied, and neither synced nor acknowledged.
+  ASSERT_LT(Stream("SITE-A").acknowledged_sequence(), Stream("SITE-A").latest_sequence());
+  deployment_.KillReplica("SITE-A");
+  ASSERT_OK(deployment_.StartReplica("SITE-A"));  // the default interval: 2 ms
+  ASSERT_OK(deployment_.SubmitWorkload(workload_, 801, 1000, /*setup=*/false));
+  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(60)));
+  const uint64_t last = Stream("SITE-A").latest_sequence();
+  EXPECT_TRUE(testing::WaitFor([&] { return Stream("SITE-A").acknowledged_sequence() == last; },
+                               std::chrono::seconds(5)));
+  EXPECT_EQ(durable(), last);
+  ExpectRowsEqualMaster("SITE-A");
+  auto applied = AppliedAttempts("SITE-A");
+  EXPECT_EQ(applied.size(), last);
   for (const auto& [job, count] : applied) EXPECT_EQ(count, 1) << "job " << job;
 }
 
