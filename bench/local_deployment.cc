@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <thread>
 
 #include "common/node_client.h"
@@ -23,6 +24,15 @@ bool WaitUntil(const std::function<bool()>& condition, std::chrono::milliseconds
 }
 
 }  // namespace
+
+void LocalDeployment::Attach(const std::string& submit_endpoint, const std::string& master_db,
+                             const std::string& site, const std::string& control_endpoint,
+                             const std::string& replica_db) {
+  submit_endpoint_ = submit_endpoint;
+  attached_master_db_ = master_db;
+  control_endpoints_[site] = control_endpoint;
+  attached_dbs_[site] = replica_db;
+}
 
 Status LocalDeployment::StartMaster(const std::vector<std::string>& extra_args,
                                     const std::string& config) {
@@ -130,7 +140,7 @@ bool LocalDeployment::WaitUntilApplied(std::chrono::milliseconds timeout) {
         auto master = MasterStatus();
         if (!master.ok()) return false;
         for (const auto& stream : master->streams()) {
-          if (!replicas_.count(stream.site())) continue;
+          if (!replicas_.count(stream.site()) && !attached_dbs_.count(stream.site())) continue;
           auto replica = ReplicaStatus(stream.site());
           if (!replica.ok() || replica->last_applied_sequence() != stream.latest_sequence()) {
             return false;
@@ -170,16 +180,30 @@ std::map<std::string, double> LocalDeployment::PeakMemoryMb() {
     }
     return 0.0;
   };
-  if (master_) peaks["ferry-master"] = read_hwm(master_->pid());
-  for (auto& [site, replica] : replicas_) {
-    peaks["ferry-replica " + site] = read_hwm(replica.pid());
+  if (master_) {
+    peaks["ferry-master"] = read_hwm(master_->pid());
+  } else if (auto status = MasterStatus(); status.ok() && status->pid() > 0) {
+    peaks["ferry-master"] = read_hwm(status->pid());  // attached
+  }
+  std::set<std::string> sites;
+  for (const auto& [site, replica] : replicas_) sites.insert(site);
+  for (const auto& [site, db] : attached_dbs_) sites.insert(site);
+  for (const auto& site : sites) {
     auto status = ReplicaStatus(site);
+    auto ours = replicas_.find(site);
+    if (ours != replicas_.end()) {
+      peaks["ferry-replica " + site] = read_hwm(ours->second.pid());
+    } else if (status.ok() && status->pid() > 0) {
+      peaks["ferry-replica " + site] = read_hwm(status->pid());
+    }
     if (!status.ok()) continue;
     for (const auto& worker : status->workers()) {
       double& peak = peaks["ferry-worker " + site + " " + worker.queue()];
       peak = std::max(peak, read_hwm(worker.pid()));
     }
   }
+  // A process on another machine (attached) has no /proc entry here: no figure, not 0 MB.
+  std::erase_if(peaks, [](const auto& peak) { return peak.second <= 0; });
   return peaks;
 }
 

@@ -28,6 +28,14 @@ class LocalDeployment {
         dir_(std::move(dir)),
         master_config_(std::move(master_config)) {}
 
+  // Uses a deployment that runs already instead of starting one: its master's submit
+  // endpoint and database file, and one replica site's control endpoint and database file.
+  // The processes are not ours: nothing is stopped, and memory is read by the pids their
+  // status reports (on this machine).
+  void Attach(const std::string& submit_endpoint, const std::string& master_db,
+              const std::string& site, const std::string& control_endpoint,
+              const std::string& replica_db);
+
   // Starts the master; after a first start, on the same ports (so replicas and clients find
   // it again). `config` defaults to the deployed master configuration.
   Status StartMaster(const std::vector<std::string>& extra_args = {},
@@ -57,8 +65,13 @@ class LocalDeployment {
   std::map<std::string, double> PeakMemoryMb();
 
   std::string File(const std::string& name) const { return dir_ + "/" + name; }
-  std::string master_db() const { return File("master.db"); }
-  std::string db(const std::string& site) const { return File(site + ".db"); }
+  std::string master_db() const {
+    return attached_master_db_.empty() ? File("master.db") : attached_master_db_;
+  }
+  std::string db(const std::string& site) const {
+    auto it = attached_dbs_.find(site);
+    return it == attached_dbs_.end() ? File(site + ".db") : it->second;
+  }
   std::string log(const std::string& site) const { return File(site + ".log"); }
   const std::string& submit_endpoint() const { return submit_endpoint_; }
   const std::string& control_endpoint(const std::string& site) { return control_endpoints_[site]; }
@@ -74,6 +87,8 @@ class LocalDeployment {
   std::map<std::string, ChildProcess> replicas_;  // by site
   std::string submit_endpoint_, stream_endpoint_;
   std::map<std::string, std::string> control_endpoints_, worker_endpoints_;  // by site
+  std::string attached_master_db_;                                           // with Attach
+  std::map<std::string, std::string> attached_dbs_;                          // by site, with Attach
 };
 
 }  // namespace ferry

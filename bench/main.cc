@@ -17,9 +17,11 @@ int main(int argc, char** argv) {
   options.work_dir = (std::filesystem::temp_directory_path() / "ferry-bench").string();
   std::string runs = "e2e-1,e2e-n,catch-up,latency";
   bool json = false;
+  ferry::BenchOptions::Attached attached;
   po::options_description described(
       "ferry-bench: the orders workload of shared/WORKLOAD.md measured on a local deployment\n"
-      "(ferry-master + one replica site, SQLite, 127.0.0.1), each run on fresh databases.\n"
+      "(ferry-master + one replica site, SQLite, 127.0.0.1), each run on fresh databases, or\n"
+      "on a deployment that runs already (--master ...), one run.\n"
       "Options");
   described.add_options()("help,h", "print this help and exit")(
       "transactions,T", po::value(&options.transactions)->default_value(options.transactions),
@@ -37,8 +39,16 @@ int main(int argc, char** argv) {
       "bin-dir", po::value(&options.bin_dir)->default_value(options.bin_dir),
       "folder of ferry-master, ferry-replica and ferry-worker")(
       "master-config", po::value(&options.master_config)->default_value(options.master_config),
-      "master configuration whose LU catalog is used")("json", po::bool_switch(&json),
-                                                       "print the figures as JSON");
+      "master configuration whose LU catalog is used (with --master: that deployment's own)")(
+      "json", po::bool_switch(&json), "print the figures as JSON")(
+      "master", po::value(&attached.master_endpoint),
+      "measure a deployment that runs already, with empty databases: its master's submit "
+      "endpoint (then also --master-db, --site, --replica and --replica-db; one run)")(
+      "master-db", po::value(&attached.master_db), "with --master: the master's database file")(
+      "site", po::value(&attached.site), "with --master: the replica site measured")(
+      "replica", po::value(&attached.replica_endpoint),
+      "with --master: that site's control endpoint")("replica-db", po::value(&attached.replica_db),
+                                                     "with --master: that site's database file");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, described), vm);
@@ -68,6 +78,24 @@ int main(int argc, char** argv) {
     options.runs.push_back(run);
     if (comma == std::string::npos) break;
     start = comma + 1;
+  }
+  const bool any_attached = !attached.master_endpoint.empty() || !attached.master_db.empty() ||
+                            !attached.site.empty() || !attached.replica_endpoint.empty() ||
+                            !attached.replica_db.empty();
+  if (any_attached) {
+    if (attached.master_endpoint.empty() || attached.master_db.empty() || attached.site.empty() ||
+        attached.replica_endpoint.empty() || attached.replica_db.empty()) {
+      std::cerr << "ferry-bench: a running deployment needs all of --master, --master-db, "
+                   "--site, --replica and --replica-db\n";
+      return 2;
+    }
+    if (!vm["runs"].defaulted() && options.runs.size() == 1 && options.runs.front() != "catch-up") {
+      options.attached = attached;
+    } else {
+      std::cerr << "ferry-bench: against a running deployment, name one run with --runs: "
+                   "e2e-1, e2e-n or latency (each needs empty databases)\n";
+      return 2;
+    }
   }
   ferry::SetLogProgram("ferry-bench");
   auto result = ferry::OrdersBench(options).Run();

@@ -135,8 +135,8 @@ class Run {
     return Status::Ok();
   }
 
-  // Row-by-row check and memory sample; records a run that does not converge.
-  void Finish(const Catalog& catalog) {
+  // Row-by-row check of `site` and memory sample; records a run that does not converge.
+  void Finish(const Catalog& catalog, const std::string& site = kSite) {
     for (const auto& [process, mb] : deployment_.PeakMemoryMb()) {
       // Per kind of process: the site and queue do not matter for the table.
       std::string kind = process.substr(0, process.find(' '));
@@ -144,7 +144,7 @@ class Run {
       peak = std::max(peak, mb);
     }
     auto comparisons =
-        CompareSiteRows(catalog, deployment_.master_db(), deployment_.db(kSite), kSite);
+        CompareSiteRows(catalog, deployment_.master_db(), deployment_.db(site), site);
     if (!comparisons.ok()) {
       result_->converged = false;
       result_->notes.push_back(name_ + ": " + comparisons.status().message());
@@ -167,16 +167,116 @@ class Run {
   OrdersWorkload workload_;
 };
 
+// The timed part from `clients` clients until the replica holds the same rows.
+Status TimedSubmit(Run& run, const BenchOptions& options, const std::string& name, int clients,
+                   BenchResult* result) {
+  FERRY_RETURN_IF_ERROR(run.SetUp(/*wait=*/true));
+  const auto transactions = run.Transactions(options.transactions);
+  const auto start = SteadyClock::now();
+  FERRY_RETURN_IF_ERROR(run.SubmitAll(transactions, clients));
+  FERRY_RETURN_IF_ERROR(run.WaitApplied());
+  result->throughput[name] = options.transactions / Seconds(SteadyClock::now() - start);
+  return Status::Ok();
+}
+
+// A steady offered rate, open loop, from one client; the commit times of `site`'s jobs.
+Status Latency(Run& run, const BenchOptions& options, const std::string& site,
+               BenchResult* result) {
+  LocalDeployment& d = run.deployment();
+  FERRY_RETURN_IF_ERROR(run.SetUp(/*wait=*/true));
+  const uint64_t count = static_cast<uint64_t>(options.latency_rate) * options.latency_seconds;
+  const auto transactions = run.Transactions(count);
+  std::map<uint64_t, int64_t> submitted_at_us;  // by the site's sequence
+  NodeClient client(d.context(), d.submit_endpoint());
+  const auto start = SteadyClock::now();
+  const auto interval = std::chrono::nanoseconds(1000000000LL / options.latency_rate);
+  wire::SubmitRequest request;
+  for (uint64_t k = 0; k < count; ++k) {
+    std::this_thread::sleep_until(start + k * interval);  // open loop: late ones go at once
+    request.ParseFromString(transactions[k]);
+    const int64_t sent_us = SystemClock::Default()->NowMicros();
+    auto reply = client.Submit(request);
+    if (!reply.ok())
+      return reply.status().Annotate("latency run, transaction " + std::to_string(k + 1));
+    for (const auto& p : reply->published()) {
+      if (p.site() == site) submitted_at_us[p.sequence()] = sent_us;
+    }
+  }
+  FERRY_RETURN_IF_ERROR(run.WaitApplied());
+  // Both commit times are stamped on this machine's clock: the master's in the message, the
+  // replica's by the worker inside its transaction, just before its COMMIT.
+  auto db = sqlite::Db::Open(d.db(site), {.create = false});
+  if (!db.ok()) return db.status();
+  auto rows = db->Prepare(
+      "SELECT j.sequence, i.commit_time_us, j.finished_at_us FROM ferry_jobs j "
+      "JOIN ferry_inbox i USING (sequence) WHERE j.sequence >= ? AND j.state = 'Ready'");
+  if (!rows.ok()) return rows.status();
+  rows->Bind(1, static_cast<int64_t>(submitted_at_us.empty() ? 0 : submitted_at_us.begin()->first));
+  std::vector<double> commit_ms, submit_ms;
+  while (true) {
+    auto step = rows->Step();
+    if (!step.ok()) return step.status();
+    if (*step == sqlite::Statement::StepResult::kDone) break;
+    auto it = submitted_at_us.find(rows->ColumnInt(0));
+    if (it == submitted_at_us.end()) continue;
+    commit_ms.push_back((rows->ColumnInt(2) - rows->ColumnInt(1)) / 1000.0);
+    submit_ms.push_back((rows->ColumnInt(2) - it->second) / 1000.0);
+  }
+  result->commit_to_commit = Summarize(std::move(commit_ms));
+  result->submit_to_commit = Summarize(std::move(submit_ms));
+  return Status::Ok();
+}
+
+// One run against a deployment that runs already.
+StatusOr<BenchResult> RunAttached(const BenchOptions& options) {
+  const BenchOptions::Attached& target = *options.attached;
+  if (options.runs.size() != 1 || options.runs.front() == "catch-up") {
+    return Status::InvalidArgument(
+        "against a running deployment ferry-bench makes one run, e2e-1, e2e-n or latency: the "
+        "workload's keys are fixed, so every run needs empty databases, and catch-up needs a "
+        "replica that ferry-bench starts and stops itself");
+  }
+  auto catalog = Catalog::Load(options.master_config);
+  if (!catalog.ok()) return catalog.status();
+  if (!(*catalog)->FindReplica(target.site)) {
+    return Status::NotFound("site '" + target.site + "' is not a replica site of " +
+                            options.master_config);
+  }
+  BenchResult result;
+  const std::string name = options.runs.front();
+  Run run(options, name, options.master_config, &result);
+  run.deployment().Attach(target.master_endpoint, target.master_db, target.site,
+                          target.replica_endpoint, target.replica_db);
+  auto master = run.deployment().MasterStatus();
+  if (!master.ok()) return master.status().Annotate("master at " + target.master_endpoint);
+  if (master->last_transaction_id() != 0) {
+    return Status::InvalidArgument(
+        "the master at " + target.master_endpoint + " holds " +
+        std::to_string(master->last_transaction_id()) +
+        " transactions already: the workload's keys are fixed, so it needs empty databases");
+  }
+  auto replica = run.deployment().ReplicaStatus(target.site);
+  if (!replica.ok()) return replica.status().Annotate("replica at " + target.replica_endpoint);
+  if (name == "latency") {
+    FERRY_RETURN_IF_ERROR(Latency(run, options, target.site, &result));
+  } else {
+    FERRY_RETURN_IF_ERROR(
+        TimedSubmit(run, options, name, name == "e2e-1" ? 1 : options.clients, &result));
+  }
+  run.Finish(**catalog, target.site);
+  return result;
+}
+
 }  // namespace
 
 StatusOr<BenchResult> OrdersBench::Run() {
   std::filesystem::create_directories(options_.work_dir);
+  if (options_.attached) return RunAttached(options_);
   auto config = WriteBenchConfiguration(options_.master_config, options_.work_dir);
   if (!config.ok()) return config.status();
   auto catalog = Catalog::Load(*config);
   if (!catalog.ok()) return catalog.status();
   BenchResult result;
-  const uint64_t t = options_.transactions;
   auto wanted = [&](const std::string& run) {
     return std::find(options_.runs.begin(), options_.runs.end(), run) != options_.runs.end();
   };
@@ -187,12 +287,7 @@ StatusOr<BenchResult> OrdersBench::Run() {
     ferry::Run run(options_, name, *config, &result);
     FERRY_RETURN_IF_ERROR(run.deployment().StartMaster());
     FERRY_RETURN_IF_ERROR(run.deployment().StartReplica(kSite));
-    FERRY_RETURN_IF_ERROR(run.SetUp(/*wait=*/true));
-    const auto transactions = run.Transactions(t);
-    const auto start = SteadyClock::now();
-    FERRY_RETURN_IF_ERROR(run.SubmitAll(transactions, clients));
-    FERRY_RETURN_IF_ERROR(run.WaitApplied());
-    result.throughput[name] = t / Seconds(SteadyClock::now() - start);
+    FERRY_RETURN_IF_ERROR(TimedSubmit(run, options_, name, clients, &result));
     run.Finish(**catalog);
   }
 
@@ -200,60 +295,20 @@ StatusOr<BenchResult> OrdersBench::Run() {
     ferry::Run run(options_, "catch-up", *config, &result);
     FERRY_RETURN_IF_ERROR(run.deployment().StartMaster());
     FERRY_RETURN_IF_ERROR(run.SetUp(/*wait=*/false));
-    FERRY_RETURN_IF_ERROR(run.SubmitAll(run.Transactions(t), options_.clients));
+    FERRY_RETURN_IF_ERROR(run.SubmitAll(run.Transactions(options_.transactions), options_.clients));
     // The replica starts with every message still to come: the set-up and all T.
     const auto start = SteadyClock::now();
     FERRY_RETURN_IF_ERROR(run.deployment().StartReplica(kSite));
     FERRY_RETURN_IF_ERROR(run.WaitApplied());
-    result.throughput["catch-up"] = t / Seconds(SteadyClock::now() - start);
+    result.throughput["catch-up"] = options_.transactions / Seconds(SteadyClock::now() - start);
     run.Finish(**catalog);
   }
 
   if (wanted("latency")) {
     ferry::Run run(options_, "latency", *config, &result);
-    LocalDeployment& d = run.deployment();
-    FERRY_RETURN_IF_ERROR(d.StartMaster());
-    FERRY_RETURN_IF_ERROR(d.StartReplica(kSite));
-    FERRY_RETURN_IF_ERROR(run.SetUp(/*wait=*/true));
-    const uint64_t count = static_cast<uint64_t>(options_.latency_rate) * options_.latency_seconds;
-    const auto transactions = run.Transactions(count);
-    std::map<uint64_t, int64_t> submitted_at_us;  // by BENCH sequence
-    NodeClient client(d.context(), d.submit_endpoint());
-    const auto start = SteadyClock::now();
-    const auto interval = std::chrono::nanoseconds(1000000000LL / options_.latency_rate);
-    wire::SubmitRequest request;
-    for (uint64_t k = 0; k < count; ++k) {
-      std::this_thread::sleep_until(start + k * interval);  // open loop: late ones go at once
-      request.ParseFromString(transactions[k]);
-      const int64_t sent_us = SystemClock::Default()->NowMicros();
-      auto reply = client.Submit(request);
-      if (!reply.ok())
-        return reply.status().Annotate("latency run, transaction " + std::to_string(k + 1));
-      for (const auto& p : reply->published()) submitted_at_us[p.sequence()] = sent_us;
-    }
-    FERRY_RETURN_IF_ERROR(run.WaitApplied());
-    // Both commit times are stamped on this machine's clock: the master's in the message, the
-    // replica's by the worker inside its transaction, just before its COMMIT.
-    auto db = sqlite::Db::Open(d.db(kSite), {.create = false});
-    if (!db.ok()) return db.status();
-    auto rows = db->Prepare(
-        "SELECT j.sequence, i.commit_time_us, j.finished_at_us FROM ferry_jobs j "
-        "JOIN ferry_inbox i USING (sequence) WHERE j.sequence >= ? AND j.state = 'Ready'");
-    if (!rows.ok()) return rows.status();
-    rows->Bind(1,
-               static_cast<int64_t>(submitted_at_us.empty() ? 0 : submitted_at_us.begin()->first));
-    std::vector<double> commit_ms, submit_ms;
-    while (true) {
-      auto step = rows->Step();
-      if (!step.ok()) return step.status();
-      if (*step == sqlite::Statement::StepResult::kDone) break;
-      auto it = submitted_at_us.find(rows->ColumnInt(0));
-      if (it == submitted_at_us.end()) continue;
-      commit_ms.push_back((rows->ColumnInt(2) - rows->ColumnInt(1)) / 1000.0);
-      submit_ms.push_back((rows->ColumnInt(2) - it->second) / 1000.0);
-    }
-    result.commit_to_commit = Summarize(std::move(commit_ms));
-    result.submit_to_commit = Summarize(std::move(submit_ms));
+    FERRY_RETURN_IF_ERROR(run.deployment().StartMaster());
+    FERRY_RETURN_IF_ERROR(run.deployment().StartReplica(kSite));
+    FERRY_RETURN_IF_ERROR(Latency(run, options_, kSite, &result));
     run.Finish(**catalog);
   }
   return result;
@@ -262,9 +317,15 @@ StatusOr<BenchResult> OrdersBench::Run() {
 std::string FormatTable(const BenchOptions& options, const BenchResult& result) {
   std::ostringstream out;
   char line[200];
-  out << "ferry-bench: the orders workload (shared/WORKLOAD.md), T = " << options.transactions
-      << ", master + 1 replica site on 127.0.0.1, SQLite; master commits and replica inbox "
-         "fsynced, replica applies not (see docs/benchmarks.md), "
+  out << "ferry-bench: the orders workload (shared/WORKLOAD.md), T = " << options.transactions;
+  if (options.attached) {
+    out << ", the deployment at " << options.attached->master_endpoint << ", site "
+        << options.attached->site;
+  } else {
+    out << ", master + 1 replica site on 127.0.0.1, SQLite";
+  }
+  out << "; every master commit fsynced before its reply, replica acknowledgements only after "
+         "an fsync (see docs/benchmarks.md); "
       << std::thread::hardware_concurrency() << " cores\n";
   auto row = [&](const char* what, const std::string& value) {
     std::snprintf(line, sizeof(line), "  %-46s %s\n", what, value.c_str());

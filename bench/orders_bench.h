@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,16 @@ struct BenchOptions {
   std::string master_config;  // its catalog is used; its replica sites are replaced by BENCH
   std::string work_dir;       // databases and logs, one folder per run
   std::vector<std::string> runs = {"e2e-1", "e2e-n", "catch-up", "latency"};
+  // Set: a deployment that runs already, with empty databases, instead of one started here.
+  // master_config is then that deployment's own; `site` one of its replica sites.
+  struct Attached {
+    std::string master_endpoint;   // the master's submit endpoint
+    std::string master_db;         // its database file, read for the row check
+    std::string site;              // the replica site measured
+    std::string replica_endpoint;  // that replica's control endpoint
+    std::string replica_db;        // its database file, read for the row check and latency
+  };
+  std::optional<Attached> attached;
 };
 
 struct Percentiles {
@@ -37,8 +48,10 @@ struct BenchResult {
 
 // ferry-bench: the `orders` workload of shared/WORKLOAD.md against a deployment it starts
 // itself on 127.0.0.1 (ferry-master and one ferry-replica site, BENCH, that gets every row;
-// SQLite; durable commits on both sides). Each run starts from empty databases: set-up (not
-// timed), then the timed part, then a row-by-row check that the replica equals the master.
+// SQLite; see docs/benchmarks.md for what is fsynced when), or against one that runs already
+// (BenchOptions::attached: one run, as its databases must start empty). Each run starts from
+// empty databases: set-up (not timed), then the timed part, then a row-by-row check that the
+// replica equals the master.
 class OrdersBench {
  public:
   explicit OrdersBench(BenchOptions options) : options_(std::move(options)) {}

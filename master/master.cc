@@ -1,5 +1,7 @@
 #include "master/master.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "common/codec.h"
@@ -304,6 +306,7 @@ wire::MasterStatus Master::CurrentStatus() const {
   wire::MasterStatus status;
   status.set_site(catalog_->proto().master_site());
   status.set_last_transaction_id(store_->LastTransactionId());
+  status.set_pid(getpid());
   const auto now = clock_->Steady();
   for (const auto& position : store_->Streams()) {
     wire::StreamStatus* stream = status.add_streams();

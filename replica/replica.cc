@@ -469,6 +469,7 @@ StatusOr<wire::ReplicaStatus> Replica::CurrentStatus() {
   wire::ReplicaStatus status;
   status.set_site(options_.site);
   status.set_running(true);
+  status.set_pid(getpid());
   status.set_session_id(session_id_);
   status.set_master_connected(clock_->Steady() - last_heard_from_master_ < options_.master_timeout);
   status.set_last_received_sequence(store_->LastReceivedSequence());

@@ -589,6 +589,36 @@ TEST_F(QueuesTest, BrokenQueueConfigurationStopsStartUpNamingTheKey) {
   EXPECT_THAT(err, HasSubstr("unknown option 'proceses'"));
 }
 
+// ferry-bench pointed at a deployment that runs already: one run, rows checked at the end,
+// and a deployment that is not empty any more refused, naming why.
+TEST_F(QueuesTest, FerryBenchMeasuresARunningDeployment) {
+  ASSERT_OK(deployment_.StartReplica(kSite));
+  auto run = [&](const std::string& args) {
+    const std::string out = dir_.File("bench.out");
+    const std::string command =
+        testing::Executable("ferry-bench") + " --master " + deployment_.submit_endpoint() +
+        " --master-db " + deployment_.master_db() + " --site " + kSite + " --replica " +
+        deployment_.control_endpoint(kSite) + " --replica-db " + deployment_.db(kSite) +
+        " --master-config " + testing::DeployedMasterConfiguration() + " --dir " +
+        dir_.File("bench") + " " + args + " > " + out + " 2>&1";
+    int code = std::system(command.c_str());
+    return std::make_pair(WEXITSTATUS(code), testing::ReadFile(out));
+  };
+  auto [code, out] = run("--runs e2e-1 -T 300 --json");
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_THAT(out, HasSubstr("\"e2e-1\":"));
+  EXPECT_THAT(out, HasSubstr("\"ferry-replica\":"));  // memory, by the pid its status gives
+  EXPECT_THAT(out, HasSubstr("\"converged\":true"));
+  ExpectRowsEqualMaster();
+
+  std::tie(code, out) = run("--runs e2e-1 -T 300");
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(out, HasSubstr("transactions already: the workload's keys are fixed"));
+  std::tie(code, out) = run("--runs e2e-1,latency");
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("name one run with --runs"));
+}
+
 TEST(ExecutablesTest, BadArgumentsAreRefusedNamingThem) {
   TempDir dir;
   auto run = [&](const std::string& command) {
@@ -605,6 +635,9 @@ TEST(ExecutablesTest, BadArgumentsAreRefusedNamingThem) {
   std::tie(code, out) = run(testing::Executable("ferry-bench") + " --runs e2e-1,fastest");
   EXPECT_EQ(code, 2);
   EXPECT_THAT(out, HasSubstr("unknown run 'fastest'"));
+  std::tie(code, out) = run(testing::Executable("ferry-bench") + " --master tcp://127.0.0.1:1");
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("needs all of --master, --master-db, --site, --replica"));
   std::tie(code, out) = run(testing::Executable("ferry-master") + " --master-config " +
                             dir.File("missing.txtpb") + " --db " + dir.File("m.db"));
   EXPECT_EQ(code, 1);
