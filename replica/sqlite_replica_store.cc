@@ -403,9 +403,16 @@ class SqliteReplicaStore final : public ReplicaStore {
     auto transaction = sqlite::Transaction::Begin(db_);
     if (!transaction.ok()) return {transaction.status()};
     std::vector<uint64_t> ready;
+    configuration_checked_ = false;  // another worker may have installed a newer one
+    auto savepoint = Cached("SAVEPOINT job");
+    auto release = Cached("RELEASE job");
+    auto rollback = Cached("ROLLBACK TO job");
+    for (auto* s : {&savepoint, &release, &rollback}) {
+      if (!s->ok()) return {s->status()};
+    }
     for (Attempt attempt : attempts) {
       if (!results.empty()) attempt.started_at_us = clock.NowMicros();  // its own start
-      Status opened = db_.Exec("SAVEPOINT job");
+      Status opened = (*savepoint)->Run();
       if (!opened.ok()) {
         results.push_back(opened);
         break;
@@ -413,15 +420,15 @@ class SqliteReplicaStore final : public ReplicaStore {
       bool job_exists = false, applied_now = false;
       Status applied = ApplyOne(attempt, clock, &job_exists, &applied_now);
       if (applied.ok()) {
-        (void)db_.Exec("RELEASE job");
+        (void)(*release)->Run();
         results.push_back(applied);
         if (applied_now) ready.push_back(attempt.job_id);  // not one finished before
         continue;
       }
       // This job alone rolls back; its failure is recorded with the batch's commit. The jobs
       // after it are not attempted: they may depend on it.
-      (void)db_.Exec("ROLLBACK TO job");
-      (void)db_.Exec("RELEASE job");
+      (void)(*rollback)->Run();
+      (void)(*release)->Run();
       if (job_exists) {
         Status recorded = Finish(attempt, "Error", applied.message(), clock.NowMicros());
         if (!recorded.ok())
@@ -551,14 +558,17 @@ class SqliteReplicaStore final : public ReplicaStore {
     FERRY_RETURN_IF_ERROR(tables.CreateTables());
     std::string bytes;
     message.configuration().SerializeToString(&bytes);
+    configuration_checked_ = false;  // the next job loads this one
     auto insert = db_.Prepare(
         "INSERT OR REPLACE INTO ferry_configuration (sequence, configuration) VALUES (?, ?)");
     if (!insert.ok()) return insert.status();
     return insert->Bind(1, static_cast<int64_t>(message.sequence())).BindBlob(2, bytes).Run();
   }
 
-  // Loads the newest installed configuration if it is not the one loaded.
+  // Loads the newest installed configuration if it is not the one loaded; looked up once per
+  // batch (and after this worker installed one).
   Status LoadConfiguration() {
+    if (catalog_ && configuration_checked_) return Status::Ok();
     auto newest = Cached(
         "SELECT sequence, configuration FROM ferry_configuration ORDER BY sequence DESC LIMIT 1");
     if (!newest.ok()) return newest.status();
@@ -572,6 +582,7 @@ class SqliteReplicaStore final : public ReplicaStore {
     const uint64_t sequence = s.ColumnInt(0);
     if (catalog_ && sequence == configuration_sequence_) {
       s.Reset();
+      configuration_checked_ = true;
       return Status::Ok();
     }
     config::MasterConfiguration proto;
@@ -585,6 +596,7 @@ class SqliteReplicaStore final : public ReplicaStore {
     catalog_ = *catalog;
     tables_ = std::make_unique<LuTables>(db_, catalog_);
     configuration_sequence_ = sequence;
+    configuration_checked_ = true;
     return Status::Ok();
   }
 
@@ -605,6 +617,7 @@ class SqliteReplicaStore final : public ReplicaStore {
   std::shared_ptr<const Catalog> catalog_;  // the installed configuration; loaded by workers
   std::unique_ptr<LuTables> tables_;        // for catalog_
   uint64_t configuration_sequence_ = 0;     // the sequence catalog_ came with
+  bool configuration_checked_ = false;      // catalog_ is the newest, as of this batch
 };
 
 }  // namespace
