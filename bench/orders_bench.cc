@@ -295,7 +295,12 @@ StatusOr<BenchResult> OrdersBench::Run() {
     ferry::Run run(options_, "catch-up", *config, &result);
     FERRY_RETURN_IF_ERROR(run.deployment().StartMaster());
     FERRY_RETURN_IF_ERROR(run.SetUp(/*wait=*/false));
-    FERRY_RETURN_IF_ERROR(run.SubmitAll(run.Transactions(options_.transactions), options_.clients));
+    const auto transactions = run.Transactions(options_.transactions);
+    const auto load_start = SteadyClock::now();
+    FERRY_RETURN_IF_ERROR(run.SubmitAll(transactions, options_.clients));
+    // The master alone: what the end-to-end runs would be with a replica that cost nothing.
+    result.throughput["master-alone"] =
+        options_.transactions / Seconds(SteadyClock::now() - load_start);
     // The replica starts with every message still to come: the set-up and all T.
     const auto start = SteadyClock::now();
     FERRY_RETURN_IF_ERROR(run.deployment().StartReplica(kSite));
@@ -346,6 +351,8 @@ std::string FormatTable(const BenchOptions& options, const BenchResult& result) 
   row("end-to-end, 1 client", rate("e2e-1"));
   row(("end-to-end, " + std::to_string(options.clients) + " clients").c_str(), rate("e2e-n"));
   row("catch-up (replica started after the load)", rate("catch-up"));
+  row(("the master alone (that load, " + std::to_string(options.clients) + " clients)").c_str(),
+      rate("master-alone"));
   const std::string at = "at " + std::to_string(options.latency_rate) + " tx/s for " +
                          std::to_string(options.latency_seconds) + " s: ";
   row((at + "master commit -> replica commit").c_str(), latency(result.commit_to_commit));
