@@ -67,6 +67,10 @@ Status Master::Run(const std::atomic<bool>& stop) {
     auto wait = std::min<std::chrono::milliseconds>(
         std::chrono::duration_cast<std::chrono::milliseconds>(next_heartbeat - now),
         std::chrono::milliseconds(100));  // also how quickly `stop` is noticed
+    if (flush_due_) {
+      wait = std::clamp(std::chrono::ceil<std::chrono::milliseconds>(*flush_due_ - now),
+                        std::chrono::milliseconds(0), wait);
+    }
     zmq::pollitem_t items[] = {{submit_socket_.handle(), 0, ZMQ_POLLIN, 0},
                                {stream_socket_.handle(), 0, ZMQ_POLLIN, 0}};
     Status polled = Poll(items, 2, wait);
@@ -74,9 +78,24 @@ Status Master::Run(const std::atomic<bool>& stop) {
     FERRY_RETURN_IF_ERROR(polled);
     if (items[0].revents & ZMQ_POLLIN) HandleSubmitPort();
     if (items[1].revents & ZMQ_POLLIN) HandleStreamPort();
+    // Commits are durable by the commit log at once; SQLite gets them in groups.
+    if (store_->HasUnflushed() && !flush_due_) flush_due_ = clock_->Steady() + kFlushDelay;
+    const bool idle = !(items[0].revents & ZMQ_POLLIN) && !(items[1].revents & ZMQ_POLLIN);
+    if (flush_due_ && (idle || clock_->Steady() >= *flush_due_)) {
+      FERRY_RETURN_IF_ERROR(Flush());
+    }
   }
+  FERRY_RETURN_IF_ERROR(Flush());
   LogInfo("master stopped");
   return Status::Ok();
+}
+
+Status Master::Flush() {
+  flush_due_.reset();
+  Status flushed = store_->Flush();
+  // The transactions stay in the commit log: a restart applies them again.
+  if (!flushed.ok()) LogError(flushed.message());
+  return flushed;
 }
 
 void Master::HandleSubmitPort() {
@@ -100,6 +119,8 @@ void Master::HandleSubmitPort() {
                               committed.status().message());
       }
     } else if (request.has_status_request()) {
+      // Whoever asks may read the database next: what the status counts is in it.
+      (void)Flush();
       *reply.mutable_status_reply()->mutable_master() = CurrentStatus();
     } else {
       const std::string reason =

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <zmq.hpp>
 
@@ -59,6 +60,8 @@ class Master {
 
   void HandleSubmitPort();
   void HandleStreamPort();
+  // Puts the committed transactions the store groups where other readers see them.
+  Status Flush();
   void OnHello(const std::string& identity, const wire::StreamHello& hello);
   void OnAck(const std::string& identity, const wire::Ack& ack);
   // Sends `site` what its window allows.
@@ -79,7 +82,13 @@ class Master {
   std::string submit_endpoint_;
   std::string stream_endpoint_;
   std::map<std::string, Peer> peers_;  // by replica site
+  // When the store's group of committed transactions is flushed, if one is open.
+  std::optional<std::chrono::steady_clock::time_point> flush_due_;
 };
+
+// How long committed transactions may wait, durable, for SQLite's group commit (at most;
+// sooner when the master has nothing else to do or is asked its status).
+inline constexpr std::chrono::milliseconds kFlushDelay{5};
 
 }  // namespace ferry
 

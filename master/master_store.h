@@ -38,11 +38,17 @@ class MasterStore {
   virtual ~MasterStore() = default;
 
   // Checks every change against the catalog and the stored rows and, only if all of them
-  // hold, commits the rows and one outbox entry per replica site they route to, in one
-  // durable transaction. A rejected request stores nothing; its error names the change
-  // (by its position), the LU, the key and what is wrong.
+  // hold, commits the rows and one outbox entry per replica site they route to, as one
+  // transaction, durable when this returns. A rejected request stores nothing; its error
+  // names the change (by its position), the LU, the key and what is wrong.
   virtual StatusOr<wire::SubmitReply> Commit(const wire::SubmitRequest& request,
                                              int64_t commit_time_us) = 0;
+
+  // Committed transactions may wait, durable but in a group, for this to put them where
+  // other readers of the database see them (the owner calls it within milliseconds; an
+  // error means the store must be opened again). The store's own reads see them at once.
+  virtual Status Flush() = 0;
+  virtual bool HasUnflushed() const = 0;
 
   // Puts a Receive_Configuration message on the stream of every replica site that has not
   // been sent this configuration yet (at the first start: all of them), followed, on a new

@@ -1,8 +1,11 @@
 #include <algorithm>
+#include <cstring>
 #include <map>
 
+#include "common/log.h"
 #include "common/lu_tables.h"
 #include "common/sqlite.h"
+#include "master/commit_log.h"
 #include "master/master_store.h"
 
 namespace ferry {
@@ -86,8 +89,58 @@ class SqliteMasterStore final : public MasterStore {
   StatusOr<wire::SubmitReply> Commit(const wire::SubmitRequest& request,
                                      int64_t commit_time_us) override {
     if (request.changes().empty()) return Status::InvalidArgument("the transaction has no changes");
-    auto transaction = sqlite::Transaction::Begin(db_);
-    if (!transaction.ok()) return transaction.status();
+    std::string payload(sizeof commit_time_us, '\0');
+    std::memcpy(payload.data(), &commit_time_us, sizeof commit_time_us);
+    request.AppendToString(&payload);
+    if (!log_->HasRoomFor(payload.size())) FERRY_RETURN_IF_ERROR(MakeDurable());
+    FERRY_RETURN_IF_ERROR(log_->Append(next_record_, payload));
+    ++next_record_;
+    // The record's fsync runs while SQLite applies the transaction in the open group. A
+    // rejected transaction leaves its record, which a recovery rejects again.
+    auto reply = Apply(request, commit_time_us);
+    Status synced = log_->WaitSynced();
+    if (!synced.ok()) return synced.Annotate("the transaction may not be durable");
+    return reply;
+  }
+
+  Status Flush() override {
+    if (!group_) return Status::Ok();
+    Status saved = SaveLastRecord(next_record_ - 1);
+    Status committed = saved.ok() ? group_->Commit() : saved;
+    group_.reset();  // rolls back what did not commit
+    return committed.ok() ? committed
+                          : committed.Annotate(
+                                "committing SQLite's group (the commit log keeps "
+                                "its transactions: restart the master)");
+  }
+
+  bool HasUnflushed() const override { return group_.has_value(); }
+
+  // Applies a logged transaction in SQLite's open group, in a savepoint of its own: at its
+  // commit, or again after a crash took it from SQLite. The same rows give the same outcome,
+  // transaction id and sequences.
+  StatusOr<wire::SubmitReply> Apply(const wire::SubmitRequest& request, int64_t commit_time_us) {
+    if (!group_) {
+      auto group = sqlite::Transaction::Begin(db_);
+      if (!group.ok()) return group.status();
+      group_.emplace(std::move(group).value());
+    }
+    FERRY_RETURN_IF_ERROR(savepoint_->Run());
+    auto reply = ApplyInSavepoint(request, commit_time_us);
+    if (!reply.ok()) FERRY_RETURN_IF_ERROR(rollback_->Run());  // this transaction only
+    FERRY_RETURN_IF_ERROR(release_->Run());
+    if (reply.ok()) {
+      last_transaction_id_ = std::max(last_transaction_id_, reply->transaction_id());
+      for (const auto& position : reply->published()) {
+        uint64_t& latest = streams_[position.site()].latest_sequence;
+        latest = std::max(latest, position.sequence());  // an idempotent repeat is older
+      }
+    }
+    return reply;
+  }
+
+  StatusOr<wire::SubmitReply> ApplyInSavepoint(const wire::SubmitRequest& request,
+                                               int64_t commit_time_us) {
     if (!request.idempotency_key().empty()) {
       auto earlier = FindSubmit(request.idempotency_key());
       if (!earlier.ok() || earlier->has_value()) {
@@ -131,16 +184,12 @@ class SqliteMasterStore final : public MasterStore {
                                 .BindBlob(3, bytes)
                                 .Run());
     }
-    FERRY_RETURN_IF_ERROR(transaction->Commit());
-    last_transaction_id_ = transaction_id;
-    for (const auto& position : reply.published()) {
-      streams_[position.site()].latest_sequence = position.sequence();
-    }
     return reply;
   }
 
   StatusOr<std::vector<std::string>> PublishConfiguration(int64_t now_us) override {
     const std::string digest = catalog_->Digest();
+    FERRY_RETURN_IF_ERROR(Flush());
     auto transaction = sqlite::Transaction::Begin(db_);
     if (!transaction.ok()) return transaction.status();
     auto stale =
@@ -173,12 +222,14 @@ class SqliteMasterStore final : public MasterStore {
       }
     }
     FERRY_RETURN_IF_ERROR(transaction->Commit());
+    FERRY_RETURN_IF_ERROR(MakeDurable());  // before any of it is sent
     for (const auto& [site, sequence] : sequences) streams_[site].latest_sequence = sequence;
     return sites;
   }
 
   StatusOr<uint64_t> AppendSnapshot(const std::string& site, int64_t now_us) override {
     if (!catalog_->FindReplica(site)) return Status::NotFound("no replica site " + site);
+    FERRY_RETURN_IF_ERROR(Flush());
     auto transaction = sqlite::Transaction::Begin(db_);
     if (!transaction.ok()) return transaction.status();
     // The configuration comes first: the site may have none yet (a lost database).
@@ -187,11 +238,13 @@ class SqliteMasterStore final : public MasterStore {
     auto last = AppendSnapshotParts(site, first + 1, now_us, /*skip_if_empty=*/false);
     if (!last.ok()) return last.status();
     FERRY_RETURN_IF_ERROR(transaction->Commit());
+    FERRY_RETURN_IF_ERROR(MakeDurable());  // before any of it is sent
     streams_[site].latest_sequence = *last;
     return first;
   }
 
   StatusOr<PruneResult> Prune(uint64_t quota, int64_t now_us) override {
+    FERRY_RETURN_IF_ERROR(Flush());
     auto transaction = sqlite::Transaction::Begin(db_);
     if (!transaction.ok()) return transaction.status();
     auto prune = db_.Prepare("DELETE FROM ferry_outbox WHERE site = ? AND sequence <= ?");
@@ -218,6 +271,7 @@ class SqliteMasterStore final : public MasterStore {
     if (!keys.ok()) return keys.status();
     FERRY_RETURN_IF_ERROR(keys->Bind(1, now_us - int64_t{24} * 3600 * 1000000).Run());
     FERRY_RETURN_IF_ERROR(transaction->Commit());
+    FERRY_RETURN_IF_ERROR(MakeDurable());  // each maintenance tick: the commit log starts over
     for (const auto& [site, floor] : floors) streams_[site].first_available = floor + 1;
     return result;
   }
@@ -284,6 +338,9 @@ class SqliteMasterStore final : public MasterStore {
                 "VALUES (?, ?, ?)"));
     FERRY_RETURN_IF_ERROR(
         prepare(find_submit_, "SELECT reply FROM ferry_submits WHERE idempotency_key = ?"));
+    FERRY_RETURN_IF_ERROR(prepare(savepoint_, "SAVEPOINT submit"));
+    FERRY_RETURN_IF_ERROR(prepare(rollback_, "ROLLBACK TO submit"));
+    FERRY_RETURN_IF_ERROR(prepare(release_, "RELEASE submit"));
     FERRY_RETURN_IF_ERROR(
         prepare(read_outbox_,
                 "SELECT sequence, message FROM ferry_outbox WHERE site=? AND sequence>=? "
@@ -383,24 +440,108 @@ class SqliteMasterStore final : public MasterStore {
   Status SaveLastTransactionId(uint64_t id) {
     return set_meta_->Bind(1, "last_transaction_id").Bind(2, std::to_string(id)).Run();
   }
+  // The newest commit log record SQLite has. REQUIRES: in a transaction.
+  Status SaveLastRecord(uint64_t record) {
+    return set_meta_->Bind(1, "last_log_record").Bind(2, std::to_string(record)).Run();
+  }
 
+  // Everything committed so far durable in SQLite (one fsync of its WAL): the commit log's
+  // records are not needed any more, and it starts over.
+  Status MakeDurable() {
+    FERRY_RETURN_IF_ERROR(Flush());
+    FERRY_RETURN_IF_ERROR(db_.Exec("PRAGMA synchronous=FULL"));
+    Status saved = [&] {
+      auto transaction = sqlite::Transaction::Begin(db_);
+      if (!transaction.ok()) return transaction.status();
+      FERRY_RETURN_IF_ERROR(SaveLastRecord(next_record_ - 1));
+      return transaction->Commit();
+    }();
+    FERRY_RETURN_IF_ERROR(db_.Exec("PRAGMA synchronous=NORMAL"));
+    FERRY_RETURN_IF_ERROR(saved);
+    log_->Restart();
+    return Status::Ok();
+  }
+
+ public:
+  // Opens the commit log and applies the records SQLite lacks (a crash took its open group,
+  // or its last commits before their fsync), then makes SQLite durable and starts the log over.
+  // Returns how many records it applied.
+  StatusOr<size_t> Recover(const std::string& log_path) {
+    std::vector<CommitLog::Record> records;
+    auto log = CommitLog::Open(log_path, &records);
+    if (!log.ok()) return log.status();
+    log_ = std::move(log).value();
+    auto stored = db_.Prepare("SELECT value FROM ferry_meta WHERE key='last_log_record'");
+    if (!stored.ok()) return stored.status();
+    auto step = stored->Step();
+    if (!step.ok()) return step.status();
+    const bool fresh = *step != sqlite::Statement::StepResult::kRow;
+    const uint64_t last = fresh ? 0 : std::stoull(stored->ColumnText(0));
+    next_record_ = last + 1;
+    if (fresh && !records.empty()) {
+      // A new database writes last_log_record before its first commit: these records belong
+      // to another one (deleted, its log left behind).
+      LogWarning("commit log " + log_path + " holds " + std::to_string(records.size()) +
+                 " records of another database: not applied, and overwritten");
+      records.clear();
+    }
+    size_t replayed = 0;
+    for (const auto& record : records) {
+      if (record.number <= last) continue;
+      int64_t commit_time_us = 0;
+      wire::SubmitRequest request;
+      if (record.payload.size() < sizeof commit_time_us ||
+          !request.ParseFromArray(
+              record.payload.data() + sizeof commit_time_us,
+              static_cast<int>(record.payload.size() - sizeof commit_time_us))) {
+        return Status::Malformed("commit log " + log_path + ": record " +
+                                 std::to_string(record.number) + " does not decode");
+      }
+      std::memcpy(&commit_time_us, record.payload.data(), sizeof commit_time_us);
+      next_record_ = record.number + 1;
+      auto applied = Apply(request, commit_time_us);
+      // A rejection was a rejection the first time too; anything else stops the start.
+      if (!applied.ok() && (applied.status().code() == Status::Code::kIoError ||
+                            applied.status().code() == Status::Code::kInternal)) {
+        return applied.status().Annotate("applying commit log record " +
+                                         std::to_string(record.number) + " again");
+      }
+      ++replayed;
+    }
+    FERRY_RETURN_IF_ERROR(MakeDurable());
+    return replayed;
+  }
+
+ private:
   sqlite::Db db_;
   std::shared_ptr<const Catalog> catalog_;
   LuTables tables_;
   std::map<std::string, StreamPosition> streams_;  // by site; ferry_streams as of Prune
   uint64_t last_transaction_id_ = 0;
   std::optional<sqlite::Statement> insert_outbox_, set_position_, set_meta_, read_outbox_,
-      insert_submit_, find_submit_;
+      insert_submit_, find_submit_, savepoint_, rollback_, release_;
+  std::unique_ptr<CommitLog> log_;
+  uint64_t next_record_ = 1;  // the commit log's next record number
+  // SQLite's open transaction: the submitted transactions since the last Flush, each durable
+  // by its commit log record. Last: it rolls back (leaving them to the log) before the rest go.
+  std::optional<sqlite::Transaction> group_;
 };
 
 }  // namespace
 
 StatusOr<std::unique_ptr<MasterStore>> OpenSqliteMasterStore(
     const std::string& path, std::shared_ptr<const Catalog> catalog) {
-  auto db = sqlite::Db::Open(path, {});
+  // No fsync per SQLite commit: the commit log makes each transaction durable.
+  auto db = sqlite::Db::Open(path, {.synchronous_full = false});
   if (!db.ok()) return db.status();
   auto store = std::make_unique<SqliteMasterStore>(std::move(db).value(), std::move(catalog));
   FERRY_RETURN_IF_ERROR(store->Init().Annotate("master database " + path));
+  auto replayed = store->Recover(path + "-commits");
+  if (!replayed.ok()) return replayed.status().Annotate("master database " + path);
+  if (*replayed > 0) {
+    LogWarning("master database " + path + ": " + std::to_string(*replayed) +
+               " transactions applied again from its commit log (a crash took them from SQLite)");
+  }
   return std::unique_ptr<MasterStore>(std::move(store));
 }
 

