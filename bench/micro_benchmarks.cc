@@ -95,7 +95,7 @@ BENCHMARK(BM_DispatchDependencyBatch);
 // the current folder: "Time" includes the fsync, "CPU" is what the commit path costs.
 void BM_MasterCommit(benchmark::State& state) {
   const std::string path = "ferry-micro-master.db";
-  for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
+  for (const char* suffix : {"", "-wal", "-shm", "-commits"}) std::remove((path + suffix).c_str());
   auto store = OpenSqliteMasterStore(path, DeployedCatalog());
   if (!store.ok()) std::abort();
   OrdersWorkload workload;
@@ -110,7 +110,7 @@ void BM_MasterCommit(benchmark::State& state) {
     if (!(*store)->Commit(request, 0).ok()) std::abort();
   }
   state.SetItemsProcessed(state.iterations());
-  for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
+  for (const char* suffix : {"", "-wal", "-shm", "-commits"}) std::remove((path + suffix).c_str());
 }
 BENCHMARK(BM_MasterCommit);
 

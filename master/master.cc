@@ -58,6 +58,7 @@ Status Master::Run(const std::atomic<bool>& stop) {
           ", streams on " + stream_endpoint_);
   auto next_heartbeat = clock_->Steady();
   while (!stop.load()) {
+    if (!store_failed_.ok()) return store_failed_;  // a restart recovers from the commit log
     auto now = clock_->Steady();
     if (now >= next_heartbeat) {
       Maintain();
@@ -94,7 +95,10 @@ Status Master::Flush() {
   flush_due_.reset();
   Status flushed = store_->Flush();
   // The transactions stay in the commit log: a restart applies them again.
-  if (!flushed.ok()) LogError(flushed.message());
+  if (!flushed.ok()) {
+    LogError(flushed.message());
+    store_failed_ = flushed;
+  }
   return flushed;
 }
 

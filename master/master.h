@@ -84,6 +84,7 @@ class Master {
   std::map<std::string, Peer> peers_;  // by replica site
   // When the store's group of committed transactions is flushed, if one is open.
   std::optional<std::chrono::steady_clock::time_point> flush_due_;
+  Status store_failed_;  // a flush that failed: Run stops with it
 };
 
 // How long committed transactions may wait, durable, for SQLite's group commit (at most;

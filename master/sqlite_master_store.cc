@@ -89,6 +89,7 @@ class SqliteMasterStore final : public MasterStore {
   StatusOr<wire::SubmitReply> Commit(const wire::SubmitRequest& request,
                                      int64_t commit_time_us) override {
     if (request.changes().empty()) return Status::InvalidArgument("the transaction has no changes");
+    if (!broken_.ok()) return broken_;
     std::string payload(sizeof commit_time_us, '\0');
     std::memcpy(payload.data(), &commit_time_us, sizeof commit_time_us);
     request.AppendToString(&payload);
@@ -104,14 +105,16 @@ class SqliteMasterStore final : public MasterStore {
   }
 
   Status Flush() override {
+    if (!broken_.ok()) return broken_;
     if (!group_) return Status::Ok();
     Status saved = SaveLastRecord(next_record_ - 1);
     Status committed = saved.ok() ? group_->Commit() : saved;
     group_.reset();  // rolls back what did not commit
-    return committed.ok() ? committed
-                          : committed.Annotate(
-                                "committing SQLite's group (the commit log keeps "
-                                "its transactions: restart the master)");
+    if (committed.ok()) return committed;
+    // What this store holds in memory is now ahead of SQLite: it takes no more work.
+    broken_ = committed.Annotate(
+        "committing SQLite's group (the commit log keeps its transactions: restart the master)");
+    return broken_;
   }
 
   bool HasUnflushed() const override { return group_.has_value(); }
@@ -522,6 +525,7 @@ class SqliteMasterStore final : public MasterStore {
       insert_submit_, find_submit_, savepoint_, rollback_, release_;
   std::unique_ptr<CommitLog> log_;
   uint64_t next_record_ = 1;  // the commit log's next record number
+  Status broken_;             // a group that did not commit: reopen the store
   // SQLite's open transaction: the submitted transactions since the last Flush, each durable
   // by its commit log record. Last: it rolls back (leaving them to the log) before the rest go.
   std::optional<sqlite::Transaction> group_;
