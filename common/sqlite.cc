@@ -34,6 +34,7 @@ StatusOr<Db> Db::Open(const std::string& path, const Options& options) {
   sqlite3_busy_handler(raw, WaitForLock,
                        reinterpret_cast<void*>(static_cast<intptr_t>(options.busy_timeout_ms)));
   Db db(std::move(handle), path);
+  db.synchronous_full_ = options.synchronous_full;
   FERRY_RETURN_IF_ERROR(db.Exec("PRAGMA journal_mode=WAL"));
   FERRY_RETURN_IF_ERROR(db.Exec("PRAGMA foreign_keys=ON"));
   // Statement journals (what a savepoint rolls back to: one per job in a worker's batch, one
@@ -57,6 +58,18 @@ Status Db::Exec(const std::string& sql) {
     return Status::IoError(path_ + ": " + message + " (in: " + sql.substr(0, 200) + ")");
   }
   return Status::Ok();
+}
+
+Status Db::CommitDurably(const std::function<Status()>& write) {
+  if (!synchronous_full_) FERRY_RETURN_IF_ERROR(Exec("PRAGMA synchronous=FULL"));
+  Status committed = [&] {
+    auto transaction = Transaction::Begin(*this);
+    if (!transaction.ok()) return transaction.status();
+    FERRY_RETURN_IF_ERROR(write());
+    return transaction->Commit();
+  }();
+  Status restored = synchronous_full_ ? Status::Ok() : Exec("PRAGMA synchronous=NORMAL");
+  return committed.ok() ? restored : committed;
 }
 
 StatusOr<Statement> Db::Prepare(const std::string& sql) {

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,6 +35,10 @@ class Db {
 
   // Runs one or more statements that return no rows.
   Status Exec(const std::string& sql);
+  // Runs `write` in a transaction committed with synchronous=FULL, whatever the connection's
+  // setting: its fsync of the WAL makes every earlier commit to the file durable too, whichever
+  // connection made it. How a connection opened with synchronous_full = false syncs.
+  Status CommitDurably(const std::function<Status()>& write);
   // Compiles one statement; the error names the SQL.
   StatusOr<Statement> Prepare(const std::string& sql);
   // The error of the last call on this connection, for messages.
@@ -46,6 +51,7 @@ class Db {
       : db_(std::move(db)), path_(std::move(path)) {}
   std::unique_ptr<sqlite3, DbCloser> db_;
   std::string path_;
+  bool synchronous_full_ = true;  // as opened
 };
 
 // A prepared statement. Bind parameters from 1, Step, read columns from 0, Reset to reuse.

@@ -123,6 +123,8 @@ class BatchQueues {
     int executing;
   };
   QueueView View(const std::string& queue) const;
+  // The queue of job `job_id`. REQUIRES: Contains(job_id).
+  const std::string& QueueOf(uint64_t job_id) const { return jobs_.at(job_id).info.queue; }
   // Unfinished jobs by queue and state name.
   std::map<std::string, std::map<std::string, uint64_t>> Counts() const;
   // The oldest unfinished job's sequence, if any.

@@ -90,6 +90,7 @@ StatusOr<std::unique_ptr<Replica>> Replica::Create(zmq::context_t& context, Repl
   std::unique_ptr<Replica> replica(new Replica(context, std::move(options), clock,
                                                std::move(store).value(), std::move(scheduler)));
   replica->catalog_ = std::move(catalog);
+  replica->queue_settings_ = std::move(settings).value();
   auto control = Bind(replica->control_socket_, replica->options_.control_endpoint);
   if (!control.ok()) return control.status().Annotate("control endpoint");
   replica->control_endpoint_ = *control;
@@ -220,7 +221,7 @@ void Replica::HandleStream() {
       }
     } else if (envelope.has_stream_reset()) {
       const wire::StreamReset& reset = envelope.stream_reset();
-      if (!StoreBatch(batch)) return;
+      if (!StoreBatch(std::move(batch))) return;
       batch.clear();
       if (reset.next_sequence() <= store_->LastReceivedSequence()) continue;  // a stale reset
       Status skipped = store_->SkipTo(reset.next_sequence() - 1);
@@ -240,21 +241,22 @@ void Replica::HandleStream() {
     }
   }
   if (!batch.empty()) {
-    if (StoreBatch(batch)) Dispatch();
+    if (StoreBatch(std::move(batch))) Dispatch();
   } else if (gap) {
     SayHello();  // the master streams again from the first sequence we lack
   }
 }
 
-bool Replica::StoreBatch(const std::vector<wire::ReplicationMessage>& batch) {
+bool Replica::StoreBatch(std::vector<wire::ReplicationMessage> batch) {
   if (batch.empty()) return true;
-  // One durable transaction for everything that arrived together, then one ack.
+  const std::string sequences =
+      std::to_string(batch.front().sequence()) + ".." + std::to_string(batch.back().sequence());
+  // One transaction for everything that arrived together; acknowledged once synced.
   auto posted = store_->StoreMessages(
-      batch, [this](wire::MessageClass c) { return options_.queues.QueueFor(c).name; },
+      std::move(batch), [this](wire::MessageClass c) { return options_.queues.QueueFor(c).name; },
       clock_->NowMicros());
   if (!posted.ok()) {
-    LogError("storing messages " + std::to_string(batch.front().sequence()) + ".." +
-             std::to_string(batch.back().sequence()) + ": " + posted.status().message());
+    LogError("storing messages " + sequences + ": " + posted.status().message());
     return false;  // not acknowledged: the master sends them again after our next hello
   }
   Post(std::move(posted).value());
@@ -323,6 +325,7 @@ void Replica::Dispatch() {
       if (!sent.ok()) {
         LogWarning("worker session " + session->id + " unreachable: " + sent.message());
         session->retiring = true;  // its process check will remove it
+        ++next_worker;             // the next batch goes to another idle worker
         continue;
       }
       scheduler_.Started(batch);
@@ -519,9 +522,8 @@ wire::Envelope Replica::OnQueueCommand(const wire::QueueCommand& command) {
   if (!queue) {
     return ErrorEnvelope(0, wire::NOT_FOUND, "no queue named '" + command.queue() + "'");
   }
-  QueueSetting setting;
-  setting.processes = queue->processes;
-  setting.paused = scheduler_.View(queue->name).paused;
+  // Only what this command changes: a pause must not pin the configured process count.
+  QueueSetting setting = queue_settings_[queue->name];
   std::string done;
   switch (command.action()) {
     case wire::QueueCommand::SET_PROCESSES: {
@@ -556,6 +558,7 @@ wire::Envelope Replica::OnQueueCommand(const wire::QueueCommand& command) {
     default:
       return ErrorEnvelope(0, wire::INVALID_ARGUMENT, "no queue action given");
   }
+  queue_settings_[queue->name] = setting;
   Status saved = store_->SaveQueueSetting(queue->name, setting);
   if (saved.ok()) saved = store_->Sync();  // an operator's word survives a power cut
   if (!saved.ok()) {
@@ -615,13 +618,14 @@ StatusOr<wire::JobWhy> Replica::Why(uint64_t job_id) {
     b->set_job_id(blocker.job_id);
     b->set_reason(blocker.reason);
   }
-  auto records = store_->ListJobs("", "", job_id, 1);
-  const std::string queue = records.ok() && !records->empty() ? records->front().queue() : "";
+  const std::string& queue = scheduler_.QueueOf(job_id);
   switch (state) {
     case BatchQueues::State::kExecuting:
       why.set_summary(job + " is executing");
       break;
     case BatchQueues::State::kError: {
+      // The error text is the store's: the scheduler keeps no job's words.
+      auto records = store_->ListJobs("", "", job_id, 1);
       const std::string error = records.ok() && !records->empty() ? records->front().error() : "";
       if (scheduler_.Held(job_id)) {
         why.set_summary(job +

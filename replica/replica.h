@@ -83,7 +83,7 @@ class Replica {
 
   void HandleStream();
   // Stores and posts `batch` and acknowledges it; false (logged) if it could not be stored.
-  bool StoreBatch(const std::vector<wire::ReplicationMessage>& batch);
+  bool StoreBatch(std::vector<wire::ReplicationMessage> batch);
   // Syncs what is stored and acknowledges it, if anything awaits that.
   void SyncAndAcknowledge();
   void HandleWorkers();
@@ -121,7 +121,8 @@ class Replica {
   std::chrono::steady_clock::time_point next_prune_{};
   uint64_t acknowledged_ = 0;  // the newest sequence made durable and acknowledged
   std::optional<std::chrono::steady_clock::time_point> sync_due_;  // when stored ones await it
-  std::string last_error_;                                         // the newest job error
+  std::map<std::string, QueueSetting> queue_settings_;  // the operators' (ferryctl), by queue
+  std::string last_error_;                              // the newest job error
 };
 
 }  // namespace ferry

@@ -54,7 +54,7 @@ class ReplicaStore {
   // as a prefix). REQUIRES: sequences continue LastReceivedSequence() without a gap.
   // Returns the posted jobs, messages included.
   virtual StatusOr<std::vector<Job>> StoreMessages(
-      const std::vector<wire::ReplicationMessage>& messages,
+      std::vector<wire::ReplicationMessage> messages,
       const std::function<std::string(wire::MessageClass)>& queue_for, int64_t now_us) = 0;
 
   virtual uint64_t LastReceivedSequence() const = 0;
@@ -121,10 +121,6 @@ class ReplicaStore {
 
 struct ReplicaStoreOptions {
   bool create = true;  // create the database if missing (the node); a worker opens an existing one
-  // fsync every commit. Neither the node nor a worker needs it: the node acknowledges only
-  // what Sync() made durable (the master keeps the rest), and a commit lost to a power cut
-  // takes every later one with it, so an applied job is never kept without its inbox entry.
-  bool durable_commits = false;
 };
 
 StatusOr<std::unique_ptr<ReplicaStore>> OpenSqliteReplicaStore(const std::string& path,

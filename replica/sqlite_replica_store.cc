@@ -82,8 +82,7 @@ std::optional<JobState> ParseJobState(const std::string& name) {
 
 class SqliteReplicaStore final : public ReplicaStore {
  public:
-  SqliteReplicaStore(sqlite::Db db, bool durable_commits)
-      : db_(std::move(db)), durable_commits_(durable_commits) {}
+  explicit SqliteReplicaStore(sqlite::Db db) : db_(std::move(db)) {}
 
   Status Init(bool create) {
     if (create) FERRY_RETURN_IF_ERROR(db_.Exec(kSchema));
@@ -97,7 +96,7 @@ class SqliteReplicaStore final : public ReplicaStore {
   }
 
   StatusOr<std::vector<Job>> StoreMessages(
-      const std::vector<wire::ReplicationMessage>& messages,
+      std::vector<wire::ReplicationMessage> messages,
       const std::function<std::string(wire::MessageClass)>& queue_for, int64_t now_us) override {
     auto transaction = sqlite::Transaction::Begin(db_);
     if (!transaction.ok()) return transaction.status();
@@ -116,7 +115,7 @@ class SqliteReplicaStore final : public ReplicaStore {
     std::vector<Job> posted;
     uint64_t expected = last_received_ + 1;
     std::string bytes;
-    for (const auto& message : messages) {
+    for (auto& message : messages) {
       if (message.sequence() != expected) {
         return Status::Internal("message " + std::to_string(message.sequence()) +
                                 " does not follow " + std::to_string(expected - 1));
@@ -141,7 +140,7 @@ class SqliteReplicaStore final : public ReplicaStore {
                                 .Bind(4, now_us)
                                 .Run());
       job.id = sqlite3_last_insert_rowid(db_.handle());
-      job.message = message;
+      job.message = std::move(message);  // the jobs carry the messages on, without a copy
       posted.push_back(std::move(job));
     }
     FERRY_RETURN_IF_ERROR((*set_last)->Bind(1, std::to_string(expected - 1)).Run());
@@ -153,14 +152,13 @@ class SqliteReplicaStore final : public ReplicaStore {
   uint64_t LastReceivedSequence() const override { return last_received_; }
 
   Status Sync() override {
-    // A commit with synchronous=FULL fsyncs the WAL, and with it every commit before it.
-    FERRY_RETURN_IF_ERROR(db_.Exec("PRAGMA synchronous=FULL"));
-    Status synced = db_.Exec("INSERT INTO ferry_meta (key, value) VALUES ('durable_sequence', " +
-                             std::to_string(last_received_) +
-                             ") ON CONFLICT (key) DO UPDATE SET value=excluded.value");
-    Status restored =
-        db_.Exec(durable_commits_ ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
-    return synced.ok() ? restored : synced;
+    return db_.CommitDurably([this] {
+      auto mark = Cached(
+          "INSERT INTO ferry_meta (key, value) VALUES ('durable_sequence', ?) "
+          "ON CONFLICT (key) DO UPDATE SET value=excluded.value");
+      if (!mark.ok()) return mark.status();
+      return (*mark)->Bind(1, std::to_string(last_received_)).Run();
+    });
   }
 
   Status SkipTo(uint64_t sequence) override {
@@ -611,7 +609,6 @@ class SqliteReplicaStore final : public ReplicaStore {
   }
 
   sqlite::Db db_;
-  const bool durable_commits_;
   uint64_t last_received_ = 0;
   std::map<std::string, sqlite::Statement> statements_;  // by SQL text
   std::shared_ptr<const Catalog> catalog_;  // the installed configuration; loaded by workers
@@ -626,10 +623,13 @@ StatusOr<std::unique_ptr<ReplicaStore>> OpenSqliteReplicaStore(const std::string
                                                                const ReplicaStoreOptions& options) {
   sqlite::Db::Options db_options;
   db_options.create = options.create;
-  db_options.synchronous_full = options.durable_commits;
+  // No fsync per commit: the node acknowledges only what Sync() made durable (the master keeps
+  // the rest), and a commit lost to a power cut takes every later one with it, so an applied
+  // job never outlives its inbox entry.
+  db_options.synchronous_full = false;
   auto db = sqlite::Db::Open(path, db_options);
   if (!db.ok()) return db.status();
-  auto store = std::make_unique<SqliteReplicaStore>(std::move(db).value(), options.durable_commits);
+  auto store = std::make_unique<SqliteReplicaStore>(std::move(db).value());
   FERRY_RETURN_IF_ERROR(store->Init(options.create).Annotate("replica database " + path));
   return std::unique_ptr<ReplicaStore>(std::move(store));
 }

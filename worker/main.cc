@@ -36,12 +36,6 @@ int main(int argc, char** argv) {
         if (!parsed.ok()) throw std::invalid_argument(parsed.message());
       }
     }
-    if (vm.count("apply-delay")) {
-      for (const auto& text : vm["apply-delay"].as<std::vector<std::string>>()) {
-        ferry::Status parsed = ferry::ParseApplyDelay(text, &options);
-        if (!parsed.ok()) throw std::invalid_argument(parsed.message());
-      }
-    }
   } catch (const std::exception& e) {
     std::cerr << "ferry-worker: " << e.what() << "\n(see ferry-worker --help)\n";
     return 2;

@@ -12,7 +12,7 @@ namespace ferry {
 StatusOr<std::unique_ptr<Worker>> Worker::Create(zmq::context_t& context, WorkerOptions options,
                                                  const Clock* clock) {
   if (options.replica_endpoint.empty()) return Status::InvalidArgument("no replica endpoint given");
-  // No fsync per commit: see ReplicaStoreOptions::durable_commits.
+  // No fsync per commit: see OpenSqliteReplicaStore.
   auto store = OpenSqliteReplicaStore(options.db_path, {.create = false});
   if (!store.ok()) return store.status();
   std::unique_ptr<Worker> worker(
