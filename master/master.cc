@@ -228,13 +228,14 @@ void Master::Pump(const std::string& site) {
   auto it = peers_.find(site);
   if (it == peers_.end() || it->second.identity.empty()) return;
   Peer& peer = it->second;
-  if (peer.next_to_send < store_->Position(site).first_available) {
+  const StreamPosition position = store_->Position(site);
+  if (peer.next_to_send < position.first_available) {
     RestartWithSnapshot(site, "its unacknowledged messages went past the outbox quota of " +
                                   std::to_string(options_.outbox_quota));
     return;
   }
   constexpr size_t kBatch = 256;
-  const uint64_t acknowledged = store_->Position(site).acknowledged_sequence;
+  const uint64_t acknowledged = position.acknowledged_sequence;
   while (peer.next_to_send <= acknowledged + options_.stream_window) {
     size_t room = acknowledged + options_.stream_window - peer.next_to_send + 1;
     auto entries = store_->ReadOutbox(site, peer.next_to_send, std::min(room, kBatch));

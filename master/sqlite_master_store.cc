@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <map>
 
 #include "common/log.h"
@@ -22,6 +23,7 @@ CREATE TABLE IF NOT EXISTS ferry_submits (
   idempotency_key TEXT PRIMARY KEY,
   committed_at_us INTEGER NOT NULL,
   reply BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS ferry_submits_by_time ON ferry_submits (committed_at_us);
 CREATE TABLE IF NOT EXISTS ferry_outbox (
   site TEXT NOT NULL,
   sequence INTEGER NOT NULL,
@@ -57,32 +59,26 @@ class SqliteMasterStore final : public MasterStore {
       p.acknowledged_sequence = streams->ColumnInt(2);
       p.first_available = p.latest_sequence + 1;
     }
-    // A commit writes only its outbox entries; ferry_streams and last_transaction_id are
-    // written by Prune (and by a commit that goes to no site), so the newest of both is the
-    // larger of what is written there and what the outbox holds.
-    auto outbox = db_.Prepare(
-        "SELECT site, MIN(sequence), MAX(sequence), MAX(transaction_id) FROM ferry_outbox "
-        "GROUP BY site");
-    if (!outbox.ok()) return outbox.status();
-    while (true) {
-      auto step = outbox->Step();
-      if (!step.ok()) return step.status();
-      if (*step == sqlite::Statement::StepResult::kDone) break;
-      last_transaction_id_ = std::max<uint64_t>(last_transaction_id_, outbox->ColumnInt(3));
-      auto it = streams_.find(outbox->ColumnText(0));
-      if (it == streams_.end()) continue;
-      it->second.latest_sequence =
-          std::max<uint64_t>(it->second.latest_sequence, outbox->ColumnInt(2));
-      it->second.first_available = outbox->ColumnInt(1);
+    // A commit writes only its outbox entries; ferry_streams is written by Prune, so a stream's
+    // newest sequence is the larger of what is written there and what the outbox holds. (One
+    // query per site and bound: each is a seek in the outbox's key, not a scan of its blobs.)
+    auto first = db_.Prepare("SELECT MIN(sequence) FROM ferry_outbox WHERE site = ?");
+    auto newest = db_.Prepare("SELECT MAX(sequence) FROM ferry_outbox WHERE site = ?");
+    if (!first.ok()) return first.status();
+    if (!newest.ok()) return newest.status();
+    for (auto& [site, p] : streams_) {
+      FERRY_RETURN_IF_ERROR(first->Bind(1, site).Step().status());
+      if (!first->ColumnIsNull(0)) {
+        p.first_available = first->ColumnInt(0);
+        FERRY_RETURN_IF_ERROR(newest->Bind(1, site).Step().status());
+        p.latest_sequence = std::max<uint64_t>(p.latest_sequence, newest->ColumnInt(0));
+        newest->Reset();
+      }
+      first->Reset();
     }
-    auto last = db_.Prepare("SELECT value FROM ferry_meta WHERE key='last_transaction_id'");
+    auto last = ReadMeta("last_transaction_id");
     if (!last.ok()) return last.status();
-    auto step = last->Step();
-    if (!step.ok()) return step.status();
-    if (*step == sqlite::Statement::StepResult::kRow) {
-      last_transaction_id_ =
-          std::max<uint64_t>(last_transaction_id_, std::stoull(last->ColumnText(0)));
-    }
+    if (*last) last_transaction_id_ = std::stoull(**last);
     return PrepareStatements();
   }
 
@@ -93,14 +89,28 @@ class SqliteMasterStore final : public MasterStore {
     std::string payload(sizeof commit_time_us, '\0');
     std::memcpy(payload.data(), &commit_time_us, sizeof commit_time_us);
     request.AppendToString(&payload);
+    // Half the commit log: after MakeDurable there is always room for one.
+    constexpr size_t kMaxTransactionBytes = CommitLog::kFileBytes / 2;
+    if (payload.size() > kMaxTransactionBytes) {
+      return Status::InvalidArgument("the transaction is " + std::to_string(payload.size()) +
+                                     " bytes; the master takes at most " +
+                                     std::to_string(kMaxTransactionBytes) + " in one");
+    }
     if (!log_->HasRoomFor(payload.size())) FERRY_RETURN_IF_ERROR(MakeDurable());
     FERRY_RETURN_IF_ERROR(log_->Append(next_record_, payload));
     ++next_record_;
     // The record's fsync runs while SQLite applies the transaction in the open group. A
     // rejected transaction leaves its record, which a recovery rejects again.
     auto reply = Apply(request, commit_time_us);
+    const Status::Code code = reply.ok() ? Status::Code::kOk : reply.status().code();
     Status synced = log_->WaitSynced();
-    if (!synced.ok()) return synced.Annotate("the transaction may not be durable");
+    if (!synced.ok() || code == Status::Code::kIoError || code == Status::Code::kInternal) {
+      // Applied in the group or not, durable or not: what this store holds in memory can no
+      // longer be trusted, and a restart settles it from the log.
+      broken_ = (synced.ok() ? reply.status() : synced)
+                    .Annotate("the transaction may or may not be committed: restart the master");
+      return broken_;
+    }
     return reply;
   }
 
@@ -108,6 +118,7 @@ class SqliteMasterStore final : public MasterStore {
     if (!broken_.ok()) return broken_;
     if (!group_) return Status::Ok();
     Status saved = SaveLastRecord(next_record_ - 1);
+    if (saved.ok()) saved = SaveMeta("last_transaction_id", std::to_string(last_transaction_id_));
     Status committed = saved.ok() ? group_->Commit() : saved;
     group_.reset();  // rolls back what did not commit
     if (committed.ok()) return committed;
@@ -117,7 +128,8 @@ class SqliteMasterStore final : public MasterStore {
     return broken_;
   }
 
-  bool HasUnflushed() const override { return group_.has_value(); }
+  // A broken store counts as unflushed: the owner's next Flush reports it.
+  bool HasUnflushed() const override { return group_.has_value() || !broken_.ok(); }
 
   // Applies a logged transaction in SQLite's open group, in a savepoint of its own: at its
   // commit, or again after a crash took it from SQLite. The same rows give the same outcome,
@@ -178,7 +190,6 @@ class SqliteMasterStore final : public MasterStore {
       position->set_site(site);
       position->set_sequence(message.sequence());
     }
-    if (messages.empty()) FERRY_RETURN_IF_ERROR(SaveLastTransactionId(transaction_id));
     if (!request.idempotency_key().empty()) {
       std::string bytes;
       reply.SerializeToString(&bytes);
@@ -193,8 +204,6 @@ class SqliteMasterStore final : public MasterStore {
   StatusOr<std::vector<std::string>> PublishConfiguration(int64_t now_us) override {
     const std::string digest = catalog_->Digest();
     FERRY_RETURN_IF_ERROR(Flush());
-    auto transaction = sqlite::Transaction::Begin(db_);
-    if (!transaction.ok()) return transaction.status();
     auto stale =
         db_.Prepare("SELECT site FROM ferry_streams WHERE configuration_digest != ? ORDER BY site");
     if (!stale.ok()) return stale.status();
@@ -206,6 +215,9 @@ class SqliteMasterStore final : public MasterStore {
       if (*step == sqlite::Statement::StepResult::kDone) break;
       if (catalog_->FindReplica(stale->ColumnText(0))) sites.push_back(stale->ColumnText(0));
     }
+    if (sites.empty()) return sites;
+    auto transaction = sqlite::Transaction::Begin(db_);
+    if (!transaction.ok()) return transaction.status();
     std::map<std::string, uint64_t> sequences;
     for (const auto& site : sites) {
       const bool new_stream = streams_[site].latest_sequence == 0;
@@ -250,11 +262,8 @@ class SqliteMasterStore final : public MasterStore {
     FERRY_RETURN_IF_ERROR(Flush());
     auto transaction = sqlite::Transaction::Begin(db_);
     if (!transaction.ok()) return transaction.status();
-    auto prune = db_.Prepare("DELETE FROM ferry_outbox WHERE site = ? AND sequence <= ?");
-    if (!prune.ok()) return prune.status();
     PruneResult result;
     std::map<std::string, uint64_t> floors;
-    FERRY_RETURN_IF_ERROR(SaveLastTransactionId(last_transaction_id_));
     for (auto& [site, p] : streams_) {
       FERRY_RETURN_IF_ERROR(set_position_->Bind(1, static_cast<int64_t>(p.latest_sequence))
                                 .Bind(2, static_cast<int64_t>(p.acknowledged_sequence))
@@ -266,15 +275,15 @@ class SqliteMasterStore final : public MasterStore {
         if (floor >= p.first_available) result.past_quota.push_back(site);
       }
       if (floor < p.first_available) continue;
-      FERRY_RETURN_IF_ERROR(prune->Bind(1, site).Bind(2, static_cast<int64_t>(floor)).Run());
+      FERRY_RETURN_IF_ERROR(
+          prune_outbox_->Bind(1, site).Bind(2, static_cast<int64_t>(floor)).Run());
       result.entries += sqlite3_changes(db_.handle());
       floors[site] = floor;
     }
-    auto keys = db_.Prepare("DELETE FROM ferry_submits WHERE committed_at_us < ?");
-    if (!keys.ok()) return keys.status();
-    FERRY_RETURN_IF_ERROR(keys->Bind(1, now_us - int64_t{24} * 3600 * 1000000).Run());
+    FERRY_RETURN_IF_ERROR(prune_submits_->Bind(1, now_us - int64_t{24} * 3600 * 1000000).Run());
     FERRY_RETURN_IF_ERROR(transaction->Commit());
-    FERRY_RETURN_IF_ERROR(MakeDurable());  // each maintenance tick: the commit log starts over
+    // Each maintenance tick that follows new commits: the commit log starts over.
+    if (next_record_ - 1 > durable_record_) FERRY_RETURN_IF_ERROR(MakeDurable());
     for (const auto& [site, floor] : floors) streams_[site].first_available = floor + 1;
     return result;
   }
@@ -341,6 +350,10 @@ class SqliteMasterStore final : public MasterStore {
                 "VALUES (?, ?, ?)"));
     FERRY_RETURN_IF_ERROR(
         prepare(find_submit_, "SELECT reply FROM ferry_submits WHERE idempotency_key = ?"));
+    FERRY_RETURN_IF_ERROR(
+        prepare(prune_outbox_, "DELETE FROM ferry_outbox WHERE site = ? AND sequence <= ?"));
+    FERRY_RETURN_IF_ERROR(
+        prepare(prune_submits_, "DELETE FROM ferry_submits WHERE committed_at_us < ?"));
     FERRY_RETURN_IF_ERROR(prepare(savepoint_, "SAVEPOINT submit"));
     FERRY_RETURN_IF_ERROR(prepare(rollback_, "ROLLBACK TO submit"));
     FERRY_RETURN_IF_ERROR(prepare(release_, "RELEASE submit"));
@@ -439,28 +452,32 @@ class SqliteMasterStore final : public MasterStore {
     return insert_outbox_->Run();
   }
 
-  // REQUIRES: in a transaction.
-  Status SaveLastTransactionId(uint64_t id) {
-    return set_meta_->Bind(1, "last_transaction_id").Bind(2, std::to_string(id)).Run();
+  Status SaveMeta(const std::string& key, const std::string& value) {
+    return set_meta_->Bind(1, key).Bind(2, value).Run();
   }
   // The newest commit log record SQLite has. REQUIRES: in a transaction.
   Status SaveLastRecord(uint64_t record) {
-    return set_meta_->Bind(1, "last_log_record").Bind(2, std::to_string(record)).Run();
+    return SaveMeta("last_log_record", std::to_string(record));
+  }
+  StatusOr<std::optional<std::string>> ReadMeta(const std::string& key) {
+    auto read = db_.Prepare("SELECT value FROM ferry_meta WHERE key = ?");
+    if (!read.ok()) return read.status();
+    auto step = read->Bind(1, key).Step();
+    if (!step.ok()) return step.status();
+    if (*step == sqlite::Statement::StepResult::kDone) return std::optional<std::string>();
+    return std::optional<std::string>(read->ColumnText(0));
   }
 
   // Everything committed so far durable in SQLite (one fsync of its WAL): the commit log's
-  // records are not needed any more, and it starts over.
+  // records are not needed any more, and it starts over. Also records the configuration the
+  // next records are committed under: they may only be applied again under it.
   Status MakeDurable() {
     FERRY_RETURN_IF_ERROR(Flush());
-    FERRY_RETURN_IF_ERROR(db_.Exec("PRAGMA synchronous=FULL"));
-    Status saved = [&] {
-      auto transaction = sqlite::Transaction::Begin(db_);
-      if (!transaction.ok()) return transaction.status();
-      FERRY_RETURN_IF_ERROR(SaveLastRecord(next_record_ - 1));
-      return transaction->Commit();
-    }();
-    FERRY_RETURN_IF_ERROR(db_.Exec("PRAGMA synchronous=NORMAL"));
-    FERRY_RETURN_IF_ERROR(saved);
+    FERRY_RETURN_IF_ERROR(db_.CommitDurably([&] {
+      FERRY_RETURN_IF_ERROR(SaveMeta("commit_log_configuration", catalog_->Digest()));
+      return SaveLastRecord(next_record_ - 1);
+    }));
+    durable_record_ = next_record_ - 1;
     log_->Restart();
     return Status::Ok();
   }
@@ -470,23 +487,38 @@ class SqliteMasterStore final : public MasterStore {
   // or its last commits before their fsync), then makes SQLite durable and starts the log over.
   // Returns how many records it applied.
   StatusOr<size_t> Recover(const std::string& log_path) {
+    auto stored = ReadMeta("last_log_record");
+    if (!stored.ok()) return stored.status();
+    const uint64_t last = *stored ? std::stoull(**stored) : 0;
     std::vector<CommitLog::Record> records;
     auto log = CommitLog::Open(log_path, &records);
     if (!log.ok()) return log.status();
     log_ = std::move(log).value();
-    auto stored = db_.Prepare("SELECT value FROM ferry_meta WHERE key='last_log_record'");
-    if (!stored.ok()) return stored.status();
-    auto step = stored->Step();
-    if (!step.ok()) return step.status();
-    const bool fresh = *step != sqlite::Statement::StepResult::kRow;
-    const uint64_t last = fresh ? 0 : std::stoull(stored->ColumnText(0));
-    next_record_ = last + 1;
-    if (fresh && !records.empty()) {
+    if (!*stored && !records.empty()) {
       // A new database writes last_log_record before its first commit: these records belong
-      // to another one (deleted, its log left behind).
+      // to another one (deleted, its log left behind). The file goes, so that none of them
+      // can be read after the new database's records either.
       LogWarning("commit log " + log_path + " holds " + std::to_string(records.size()) +
-                 " records of another database: not applied, and overwritten");
-      records.clear();
+                 " records of another database: not applied, and removed");
+      log_.reset();
+      std::filesystem::remove(log_path);
+      log = CommitLog::Open(log_path, &records);
+      if (!log.ok()) return log.status();
+      log_ = std::move(log).value();
+    }
+    next_record_ = last + 1;
+    const size_t missing = std::count_if(records.begin(), records.end(),
+                                         [last](const auto& r) { return r.number > last; });
+    if (missing > 0) {
+      auto configuration = ReadMeta("commit_log_configuration");
+      if (!configuration.ok()) return configuration.status();
+      if (*configuration && **configuration != catalog_->Digest()) {
+        return Status::InvalidArgument(
+            "commit log " + log_path + " holds " + std::to_string(missing) +
+            " committed transactions the database lacks, committed under another master "
+            "configuration: start the master once with the configuration it ran with, then "
+            "with the new one");
+      }
     }
     size_t replayed = 0;
     for (const auto& record : records) {
@@ -522,10 +554,11 @@ class SqliteMasterStore final : public MasterStore {
   std::map<std::string, StreamPosition> streams_;  // by site; ferry_streams as of Prune
   uint64_t last_transaction_id_ = 0;
   std::optional<sqlite::Statement> insert_outbox_, set_position_, set_meta_, read_outbox_,
-      insert_submit_, find_submit_, savepoint_, rollback_, release_;
+      insert_submit_, find_submit_, savepoint_, rollback_, release_, prune_outbox_, prune_submits_;
   std::unique_ptr<CommitLog> log_;
-  uint64_t next_record_ = 1;  // the commit log's next record number
-  Status broken_;             // a group that did not commit: reopen the store
+  uint64_t next_record_ = 1;     // the commit log's next record number
+  uint64_t durable_record_ = 0;  // records up to here are durable in SQLite
+  Status broken_;                // a group that did not commit: reopen the store
   // SQLite's open transaction: the submitted transactions since the last Flush, each durable
   // by its commit log record. Last: it rolls back (leaving them to the log) before the rest go.
   std::optional<sqlite::Transaction> group_;

@@ -32,13 +32,7 @@ class MasterStoreTest : public ::testing::Test {
     ASSERT_OK(store.status());
     store_ = std::move(store).value();
   }
-  StreamPosition Position(const std::string& site) {
-    for (const auto& p : store_->Streams()) {
-      if (p.site == site) return p;
-    }
-    ADD_FAILURE() << "no stream " << site;
-    return {};
-  }
+  StreamPosition Position(const std::string& site) { return store_->Position(site); }
   std::vector<wire::ReplicationMessage> Outbox(const std::string& site) {
     auto entries = store_->ReadOutbox(site, 1, 1000);
     EXPECT_OK(entries.status());
@@ -279,13 +273,59 @@ TEST_F(MasterStoreTest, TransactionsNotYetFlushedAreAppliedAgainFromTheCommitLog
 }
 
 TEST_F(MasterStoreTest, ACommitLogLeftByAnotherDatabaseIsNotApplied) {
-  CommitBasics();
-  store_.reset();  // unflushed: the commit holds only in the log
+  auto company = [](const std::string& id) {
+    return Transaction({Change("Company", wire::NEW, {{"company_id", id}}, {{"name", "Same"}})});
+  };
+  ASSERT_OK(store_->Commit(company("C1"), 1).status());
+  ASSERT_OK(store_->Commit(company("C2"), 1).status());
+  store_.reset();  // unflushed: both commits hold only in the log
   for (const char* suffix : {"", "-wal", "-shm"})
     std::remove(dir_.File(std::string("master.db") + suffix).c_str());
   Reopen();
   EXPECT_EQ(store_->LastTransactionId(), 0u);
   EXPECT_TRUE(Outbox("SITE-A").empty());
+  // The new database's first record is the size of the old ones: the old second record must
+  // not read as its successor after a crash.
+  ASSERT_OK(store_->Commit(company("C3"), 1).status());
+  store_.reset();
+  Reopen();
+  EXPECT_EQ(store_->LastTransactionId(), 1u);
+  EXPECT_OK(store_->Commit(company("C2"), 1).status());  // C2 did not come back from the old log
+}
+
+// The records a crash left are applied again only under the configuration they were
+// committed under: a changed routing would give other sequences to what sites may hold.
+TEST_F(MasterStoreTest, RecordsCommittedUnderAnotherConfigurationAreNotAppliedAgain) {
+  CommitBasics();
+  store_.reset();  // unflushed
+  config::MasterConfiguration changed = catalog_->proto();
+  changed.mutable_replicas(0)->add_companies("C3");
+  auto other = Catalog::FromProto(changed);
+  ASSERT_OK(other.status());
+  auto refused = OpenSqliteMasterStore(dir_.File("master.db"), *other);
+  EXPECT_EQ(refused.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr("committed under another master configuration: start the master once "
+                        "with the configuration it ran with"));
+  Reopen();  // the configuration it ran with
+  EXPECT_EQ(store_->LastTransactionId(), 1u);
+  ASSERT_EQ(Outbox("SITE-A").size(), 1u);
+}
+
+TEST_F(MasterStoreTest, ATransactionLargerThanHalfTheCommitLogIsRefused) {
+  CommitBasics();
+  auto huge =
+      store_->Commit(Transaction({Change("Customer", wire::MODIFY, {{"customer_id", "CUST-1"}},
+                                         {{"name", std::string(9 << 20, 'x')}})}),
+                     2);
+  EXPECT_EQ(huge.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_THAT(huge.status().message(), HasSubstr("the master takes at most 8388608 in one"));
+  EXPECT_EQ(store_->LastTransactionId(), 1u);
+  EXPECT_OK(store_
+                ->Commit(Transaction({Change("Customer", wire::MODIFY, {{"customer_id", "CUST-1"}},
+                                             {{"name", "small"}})}),
+                         3)
+                .status());
 }
 
 TEST_F(MasterStoreTest, TheWholeWorkloadSetUpAndFirstTransactionsCommit) {
