@@ -77,11 +77,6 @@ void LocalDeployment::KillReplica(const std::string& site) {
   replicas_.erase(it);
 }
 
-int LocalDeployment::ReplicaPid(const std::string& site) const {
-  auto it = replicas_.find(site);
-  return it == replicas_.end() ? 0 : it->second.pid();
-}
-
 Status LocalDeployment::StartReplica(const std::string& site,
                                      const std::vector<std::string>& extra_args) {
   StopReplica(site);

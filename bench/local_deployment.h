@@ -43,7 +43,6 @@ class LocalDeployment {
   void KillMaster();  // SIGKILL, no warning
   // SIGKILL to the replica of `site`, which stays down until started again.
   void KillReplica(const std::string& site);
-  int ReplicaPid(const std::string& site) const;
   // Starts (or restarts: the running one is stopped first) the replica of `site`, with
   // `extra_args` for ferry-replica.
   Status StartReplica(const std::string& site, const std::vector<std::string>& extra_args = {});

@@ -5,14 +5,15 @@
 
 #include "bench/orders_bench.h"
 #include "common/log.h"
+#include "common/node_main.h"
 
 namespace po = boost::program_options;
 
 int main(int argc, char** argv) {
   ferry::BenchOptions options;
-  std::error_code error;
-  const auto self = std::filesystem::read_symlink("/proc/self/exe", error).parent_path();
-  options.bin_dir = self.string();
+  options.bin_dir = std::filesystem::path(ferry::BesideThisExecutable("ferry-master"))
+                        .parent_path()
+                        .string();  // "" (the current folder's programs) if /proc does not say
   options.master_config = FERRY_SOURCE_DIR "/deploy/master_configuration.txtpb";
   options.work_dir = (std::filesystem::temp_directory_path() / "ferry-bench").string();
   std::string runs = "e2e-1,e2e-n,catch-up,latency";

@@ -65,8 +65,7 @@ class Run {
  public:
   Run(const BenchOptions& options, const std::string& name, const std::string& config,
       BenchResult* result)
-      : options_(options),
-        name_(name),
+      : name_(name),
         result_(result),
         dir_(options.work_dir + "/" + name),
         deployment_((std::filesystem::remove_all(dir_), std::filesystem::create_directories(dir_),
@@ -77,9 +76,7 @@ class Run {
 
   // Submits the set-up transactions; with `wait`, until the replica applied them.
   Status SetUp(bool wait) {
-    NodeClient client(deployment_.context(), deployment_.submit_endpoint());
-    for (const auto& request : workload_.SetUp())
-      FERRY_RETURN_IF_ERROR(client.Submit(request).status());
+    FERRY_RETURN_IF_ERROR(deployment_.SubmitWorkload(workload_, 1, 0, /*setup=*/true));
     if (wait && !deployment_.WaitUntilApplied(std::chrono::minutes(5))) {
       return Status::Unavailable(name_ + ": the replica did not apply the set-up");
     }
@@ -159,7 +156,6 @@ class Run {
   }
 
  private:
-  const BenchOptions& options_;
   std::string name_;
   BenchResult* result_;
   std::string dir_;

@@ -50,7 +50,7 @@ class LuTables {
  private:
   // An LU's statements, prepared on first use: the SQL is built once, not per change.
   struct LuStatements {
-    std::optional<sqlite::Statement> select, insert, remove;
+    std::optional<sqlite::Statement> insert, remove;
     std::map<std::string, sqlite::Statement> update;  // by which attributes it sets ("0110")
   };
   // The cached prepared statement for `sql`: for what runs only to explain a rejection.

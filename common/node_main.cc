@@ -8,6 +8,13 @@
 #include <thread>
 
 namespace ferry {
+
+std::string BesideThisExecutable(const std::string& name) {
+  std::error_code error;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", error);
+  return error ? name : (self.parent_path() / name).string();
+}
+
 namespace {
 std::atomic<bool> stop_requested{false};
 void OnStopSignal(int) { stop_requested.store(true); }

@@ -14,6 +14,10 @@ namespace ferry {
 // What every node's main() shares: a stop flag set by SIGTERM or SIGINT, and the ready file
 // through which a node started on "tcp://127.0.0.1:*" tells tests and scripts its ports.
 
+// The path of program `name` in this executable's folder: Ferry's executables are built and
+// installed side by side. Just `name` (found on PATH) if /proc does not say where we are.
+std::string BesideThisExecutable(const std::string& name);
+
 // Installs the handlers (once) and returns the flag they set.
 const std::atomic<bool>& StopFlagOnSignals();
 

@@ -13,13 +13,6 @@ namespace po = boost::program_options;
 
 namespace {
 
-// ferry-worker beside this executable: they are built and installed into one folder.
-std::string WorkerBesideUs() {
-  std::error_code error;
-  auto self = std::filesystem::read_symlink("/proc/self/exe", error);
-  return error ? "ferry-worker" : (self.parent_path() / "ferry-worker").string();
-}
-
 constexpr char kQueueHelp[] = R"(
 Batch queues: in the --config file, one section per queue,
   [queue.REPLICATION]
@@ -39,7 +32,7 @@ every class without a route. 'ferryctl queue set-processes' overrides processes 
 
 int main(int argc, char** argv) {
   ferry::ReplicaOptions options;
-  options.worker_program = WorkerBesideUs();
+  options.worker_program = ferry::BesideThisExecutable("ferry-worker");
   std::string ready_file;
   int master_timeout_ms = static_cast<int>(options.master_timeout.count());
   int64_t retention_s = options.job_retention.count();
