@@ -507,6 +507,17 @@ TEST_F(QueuesTest, PauseStopsDispatchAndResumeRestartsIt) {
   ASSERT_OK(QueueCommand(wire::QueueCommand::RESUME).status());
   ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(10)));
   ExpectRowsEqualMaster();
+
+  // A pause and a resume keep no process count: the configuration's still counts.
+  ASSERT_OK(deployment_.StartReplica(kSite, {"--queue", "REPLICATION.processes=3"}));
+  status = deployment_.ReplicaStatus(kSite);
+  ASSERT_OK(status.status());
+  for (const auto& queue : status->queues()) {
+    if (queue.name() == "REPLICATION") {
+      EXPECT_EQ(queue.processes(), 3u);
+      EXPECT_FALSE(queue.paused());
+    }
+  }
 }
 
 TEST_F(QueuesTest, KilledWorkersLoseNothingAndApplyEachJobOnce) {
@@ -638,6 +649,21 @@ TEST(ExecutablesTest, BadArgumentsAreRefusedNamingThem) {
   std::tie(code, out) = run(testing::Executable("ferry-bench") + " --master tcp://127.0.0.1:1");
   EXPECT_EQ(code, 2);
   EXPECT_THAT(out, HasSubstr("needs all of --master, --master-db, --site, --replica"));
+  std::tie(code, out) = run(testing::Executable("ferry-bench") + " -T 0");
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("--transactions, --clients, --latency-rate and --latency-seconds "
+                             "must be positive"));
+  std::tie(code, out) = run(testing::Executable("ferry-master") + " --master-config " +
+                            testing::DeployedMasterConfiguration() + " --db " + dir.File("m.db") +
+                            " --outbox-quota 0");
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out,
+              HasSubstr("--heartbeat-ms, --stream-window and --outbox-quota must be positive"));
+  std::tie(code, out) =
+      run(testing::Executable("ferry-replica") + " --site SITE-A --master tcp://127.0.0.1:1 --db " +
+          dir.File("r.db") + " --sync-interval-ms -1");
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("--job-retention-s and --sync-interval-ms not negative"));
   std::tie(code, out) = run(testing::Executable("ferry-master") + " --master-config " +
                             dir.File("missing.txtpb") + " --db " + dir.File("m.db"));
   EXPECT_EQ(code, 1);
