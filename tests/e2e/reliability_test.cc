@@ -425,21 +425,30 @@ TEST_F(ReliabilityTest, ReplicaAsksAgainOnAGapAndDropsDuplicates) {
 // twice: what a lost batch held is in the durable inbox and is applied again, once.
 TEST_F(ReliabilityTest, KilledInTheMiddleOfABatchLosesNothing) {
   ASSERT_OK(deployment_.StartMaster());
-  ASSERT_OK(deployment_.SubmitWorkload(workload_, 1, 3000, /*setup=*/true));
-  for (int kill_round = 0; kill_round < 3; ++kill_round) {
+  constexpr uint64_t kPerRound = 4 * kMaxBatch;  // several full batches each round
+  uint64_t applied_before = 0;
+  for (uint64_t kill_round = 0; kill_round < 3; ++kill_round) {
+    // Fresh work while the replica is down, so every round has a catch-up to interrupt (a
+    // replica that caught up with all of it before a kill would leave nothing to test).
+    ASSERT_OK(deployment_.SubmitWorkload(workload_, kill_round * kPerRound + 1,
+                                         (kill_round + 1) * kPerRound,
+                                         /*setup=*/kill_round == 0));
     ASSERT_OK(deployment_.StartReplica("SITE-A"));
-    // Once it is applying, kill the replica and every worker at once.
+    // Once this round has committed a batch and a worker holds the next, kill the replica and
+    // every worker at once.
     ASSERT_TRUE(testing::WaitFor(
         [&] {
           auto status = deployment_.ReplicaStatus("SITE-A");
           if (!status.ok()) return false;
           bool busy = false;
           for (const auto& w : status->workers()) busy = busy || w.current_job() != 0;
-          if (!busy || status->last_applied_sequence() == 0) return false;
+          if (!busy || status->last_applied_sequence() <= applied_before) return false;
           for (const auto& w : status->workers()) kill(w.pid(), SIGKILL);
+          applied_before = status->last_applied_sequence();
           return true;
         },
-        std::chrono::seconds(20)));
+        std::chrono::seconds(20)))
+        << "round " << kill_round << ": never saw a worker busy after a commit";
     deployment_.KillReplica("SITE-A");
   }
   ASSERT_OK(deployment_.StartReplica("SITE-A"));
