@@ -106,6 +106,7 @@ StatusOr<std::unique_ptr<Replica>> Replica::Create(zmq::context_t& context, Repl
   auto session = replica->store_->BeginSession(getpid(), clock->NowMicros());
   if (!session.ok()) return session.status();
   replica->session_id_ = *session;
+  FERRY_RETURN_IF_ERROR(replica->RecountFinished());
   for (const auto& queue : replica->options_.queues.queues()) {
     replica->supervisors_.emplace(queue.name, WorkerSupervisor::Options{
                                                   .program = replica->options_.worker_program,
@@ -338,6 +339,7 @@ void Replica::Dispatch() {
 void Replica::OnJobResult(const wire::JobResult& result, const std::string& queue) {
   if (!scheduler_.Contains(result.job_id())) return;
   if (result.ready()) {
+    CountFinished(result.job_id(), "Ready");
     scheduler_.Succeeded(result.job_id());
     return;
   }
@@ -389,6 +391,7 @@ void Replica::HandleWorkers() {
         for (const auto& result : outcome.results()) {
           if (result.ready() && scheduler_.Contains(result.job_id()) &&
               scheduler_.StateOf(result.job_id()) != BatchQueues::State::kExecuting) {
+            CountFinished(result.job_id(), "Ready");
             scheduler_.Succeeded(result.job_id());
           }
         }
@@ -459,7 +462,26 @@ void Replica::Prune() {
     LogError("pruning finished jobs: " + pruned.status().message());
   } else if (*pruned > 0) {
     LogInfo("pruned " + std::to_string(*pruned) + " finished jobs");
+    Status recounted = RecountFinished();
+    if (!recounted.ok()) LogError("counting finished jobs: " + recounted.message());
   }
+}
+
+Status Replica::RecountFinished() {
+  auto counts = store_->CountJobs();
+  if (!counts.ok()) return counts.status();
+  finished_counts_.clear();
+  for (const auto& [queue, by_state] : *counts) {
+    for (const char* state : {"Ready", "Skipped"}) {
+      auto it = by_state.find(state);
+      if (it != by_state.end()) finished_counts_[queue][state] = it->second;
+    }
+  }
+  return Status::Ok();
+}
+
+void Replica::CountFinished(uint64_t job_id, const char* state) {
+  ++finished_counts_[scheduler_.QueueOf(job_id)][state];
 }
 
 uint64_t Replica::LastAppliedSequence() const {
@@ -477,8 +499,6 @@ StatusOr<wire::ReplicaStatus> Replica::CurrentStatus() {
   status.set_master_connected(clock_->Steady() - last_heard_from_master_ < options_.master_timeout);
   status.set_last_received_sequence(store_->LastReceivedSequence());
   status.set_last_applied_sequence(LastAppliedSequence());
-  auto stored = store_->CountJobs();
-  if (!stored.ok()) return stored.status();
   auto unfinished = scheduler_.Counts();
   for (const auto& config : options_.queues.queues()) {
     const auto view = scheduler_.View(config.name);
@@ -497,7 +517,7 @@ StatusOr<wire::ReplicaStatus> Replica::CurrentStatus() {
       }
     }
     for (const char* state : {"Ready", "Skipped"}) {
-      if (uint64_t n = (*stored)[config.name][state]) {
+      if (uint64_t n = finished_counts_[config.name][state]) {
         wire::StateCount* count = queue->add_jobs();
         count->set_state(state);
         count->set_count(n);
@@ -586,8 +606,10 @@ wire::Envelope Replica::OnJobCommand(const wire::JobCommand& command) {
     return ErrorEnvelope(0, wire::INVALID_ARGUMENT, "no job action given");
   }
   const bool retry = command.action() == wire::JobCommand::RETRY;
+  const std::string queue = scheduler_.Contains(id) ? scheduler_.QueueOf(id) : std::string();
   Status checked = retry ? scheduler_.Retry(id, clock_->Steady()) : scheduler_.Skip(id);
   if (!checked.ok()) return ErrorEnvelope(0, ErrorCodeFor(checked), checked.message());
+  if (!retry) ++finished_counts_[queue]["Skipped"];
   Status stored = retry ? store_->MarkReleased(id) : store_->MarkSkipped(id, clock_->NowMicros());
   if (stored.ok()) stored = store_->Sync();
   if (!stored.ok()) LogError(job + ": " + stored.message());

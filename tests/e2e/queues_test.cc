@@ -110,6 +110,36 @@ class QueuesTest : public ::testing::Test {
     ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(30)));
   }
 
+  // The Ready and Skipped counts of the site's status equal those of its jobs table.
+  void ExpectStatusCountsFinishedJobsAsTheStore() {
+    std::map<std::string, uint64_t> stored;  // "queue state" -> count
+    {
+      auto db = sqlite::Db::Open(deployment_.db(kSite), {.create = false});
+      ASSERT_OK(db.status());
+      auto count = db->Prepare(
+          "SELECT queue || ' ' || state, COUNT(*) FROM ferry_jobs "
+          "WHERE state IN ('Ready', 'Skipped') GROUP BY queue, state");
+      ASSERT_OK(count.status());
+      while (true) {
+        auto step = count->Step();
+        ASSERT_OK(step.status());
+        if (*step == sqlite::Statement::StepResult::kDone) break;
+        stored[count->ColumnText(0)] = count->ColumnInt(1);
+      }
+    }
+    auto status = deployment_.ReplicaStatus(kSite);
+    ASSERT_OK(status.status());
+    std::map<std::string, uint64_t> reported;
+    for (const auto& queue : status->queues()) {
+      for (const auto& count : queue.jobs()) {
+        if (count.state() == "Ready" || count.state() == "Skipped") {
+          reported[queue.name() + " " + count.state()] = count.count();
+        }
+      }
+    }
+    EXPECT_EQ(reported, stored);
+  }
+
   wire::JobList Jobs(const std::string& state = "") {
     wire::Envelope request;
     request.mutable_job_query()->set_state(state);
@@ -360,6 +390,10 @@ TEST_F(QueuesTest, StrictFailureHoldsTheQueueUntilRetriedOrSkipped) {
   auto skipped = Jobs("Skipped");
   ASSERT_EQ(skipped.jobs_size(), 1);
   EXPECT_EQ(skipped.jobs(0).job_id(), doomed_job);
+  ExpectStatusCountsFinishedJobsAsTheStore();
+  // A new session counts what the last one finished.
+  ASSERT_OK(deployment_.StartReplica(kSite));
+  ExpectStatusCountsFinishedJobsAsTheStore();
   // The site now lacks exactly what was removed by hand and skipped: CU-2.
   auto comparisons =
       CompareSiteRows(*catalog_, deployment_.master_db(), deployment_.db(kSite), kSite);
@@ -563,6 +597,7 @@ TEST_F(QueuesTest, FinishedJobsArePrunedAfterTheRetention) {
   auto before = deployment_.ReplicaStatus(kSite);
   ASSERT_OK(before.status());
   EXPECT_GT(before->last_received_sequence(), 20u);
+  ExpectStatusCountsFinishedJobsAsTheStore();  // none left to count
   // The stream position outlives the pruned inbox: a restarted replica goes on from there.
   ASSERT_OK(deployment_.StartReplica(kSite, {"--job-retention-s", "0"}));
   ASSERT_OK(deployment_.SubmitWorkload(workload_, 21, 40, false));
