@@ -368,6 +368,17 @@ std::map<std::string, std::map<std::string, uint64_t>> BatchQueues::Counts() con
   return counts;
 }
 
+std::vector<uint64_t> BatchQueues::NewestIn(const std::string& queue, const std::string& state,
+                                            size_t max) const {
+  std::vector<uint64_t> found;
+  for (auto it = order_.rbegin(); it != order_.rend() && found.size() < max; ++it) {
+    const uint64_t id = it->second;
+    if (!queue.empty() && jobs_.at(id).info.queue != queue) continue;
+    if (StateName(StateOf(id)) == state) found.push_back(id);
+  }
+  return found;
+}
+
 std::optional<uint64_t> BatchQueues::OldestUnfinishedSequence() const {
   if (order_.empty()) return std::nullopt;
   return order_.begin()->first;

@@ -127,6 +127,10 @@ class BatchQueues {
   const std::string& QueueOf(uint64_t job_id) const { return jobs_.at(job_id).info.queue; }
   // Unfinished jobs by queue and state name.
   std::map<std::string, std::map<std::string, uint64_t>> Counts() const;
+  // Up to `max` unfinished jobs in state `state` named as StateName does (of `queue`, or of
+  // every queue when it is empty), newest first.
+  std::vector<uint64_t> NewestIn(const std::string& queue, const std::string& state,
+                                 size_t max) const;
   // The oldest unfinished job's sequence, if any.
   std::optional<uint64_t> OldestUnfinishedSequence() const;
   size_t size() const { return jobs_.size(); }

@@ -687,24 +687,32 @@ StatusOr<wire::JobWhy> Replica::Why(uint64_t job_id) {
 
 StatusOr<wire::JobList> Replica::ListJobs(const wire::JobQuery& query) {
   const size_t limit = query.limit() ? query.limit() : 100;
-  // Waiting is not stored (such a job is Posted there); Error and Executing may be stale
-  // after a restart. Ask broadly, then take the live state of each unfinished job.
-  std::string stored_state = query.state();
+  wire::JobList list;
+  // Every unfinished job is in the scheduler, with its live state: Waiting is not stored
+  // (such a job is Posted there), and a stored Error or Executing may be stale.
   const bool live = query.state() == "Waiting" || query.state() == "Posted" ||
                     query.state() == "Executing" || query.state() == "Error";
-  if (live) stored_state.clear();
-  auto records =
-      store_->ListJobs(query.queue(), stored_state, query.job_id(),
-                       live ? std::max<size_t>(limit, scheduler_.size() + limit) : limit);
+  if (live) {
+    for (uint64_t id : scheduler_.NewestIn(query.queue(), query.state(), limit)) {
+      if (query.job_id() != 0 && id != query.job_id()) continue;
+      auto records = store_->ListJobs("", "", id, 1);
+      if (!records.ok()) return records.status();
+      for (auto& record : *records) {
+        record.set_state(query.state());
+        *list.add_jobs() = std::move(record);
+      }
+    }
+    return list;
+  }
+  auto records = store_->ListJobs(query.queue(), query.state(), query.job_id(), limit);
   if (!records.ok()) return records.status();
-  wire::JobList list;
   for (auto& record : *records) {
     if (scheduler_.Contains(record.job_id())) {
       record.set_state(BatchQueues::StateName(scheduler_.StateOf(record.job_id())));
     }
+    // A Ready job whose outcome the replica has not yet taken is still Executing here.
     if (!query.state().empty() && record.state() != query.state()) continue;
     *list.add_jobs() = std::move(record);
-    if (static_cast<size_t>(list.jobs_size()) >= limit) break;
   }
   return list;
 }

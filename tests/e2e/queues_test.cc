@@ -257,6 +257,46 @@ TEST_F(QueuesTest, NoneModeLetsADependentJobFailUntilItsParentCommits) {
       HasSubstr("queue REPLICATION runs Receive_Message with 2 processes and ordering 'none'"));
 }
 
+// A held job stays listed under its state however many jobs finished after it (the list is
+// not the newest jobs, filtered).
+TEST_F(QueuesTest, AJobInErrorIsListedHoweverManyFinishedAfterIt) {
+  ASSERT_OK(deployment_.StartReplica(kSite, {"--queue", "REPLICATION.ordering=dependency",
+                                             "--queue", "REPLICATION.retry-attempts=1"}));
+  SubmitCompanyAndSite();
+  ASSERT_OK(deployment_
+                .Submit(Transaction({Change("Customer", wire::NEW, {{"customer_id", "CU-1"}},
+                                            {{"company_id", "C1"}})}))
+                .status());
+  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(30)));
+  ExecAtSite("DELETE FROM lu_Customer WHERE customer_id = 'CU-1'");
+  auto doomed = deployment_.Submit(Transaction(
+      {Change("Customer", wire::MODIFY, {{"customer_id", "CU-1"}}, {{"name", "Renamed"}})}));
+  ASSERT_OK(doomed.status());
+  const uint64_t doomed_job = JobAt(doomed->published(0).sequence());
+  // Twenty independent transactions after it: a dependency queue applies them all.
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_OK(deployment_
+                  .Submit(Transaction(
+                      {Change("Customer", wire::NEW, {{"customer_id", "CU-N" + std::to_string(i)}},
+                              {{"company_id", "C1"}})}))
+                  .status());
+  }
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        auto jobs = Jobs();
+        return jobs.jobs_size() > 0 && jobs.jobs(0).state() == "Ready";  // the newest
+      },
+      std::chrono::seconds(30)));
+  wire::Envelope request;
+  request.mutable_job_query()->set_state("Error");
+  request.mutable_job_query()->set_limit(5);
+  auto reply = deployment_.Control(kSite, request);
+  ASSERT_OK(reply.status());
+  ASSERT_EQ(reply->job_list().jobs_size(), 1);
+  EXPECT_EQ(reply->job_list().jobs(0).job_id(), doomed_job);
+  EXPECT_EQ(reply->job_list().jobs(0).state(), "Error");
+}
+
 TEST_F(QueuesTest, DependencyModeRunsTheSameWithoutAnyFailure) {
   ASSERT_OK(deployment_.StartReplica(
       kSite, {"--queue", "REPLICATION.processes=2", "--queue", "REPLICATION.ordering=dependency",

@@ -641,6 +641,23 @@ TEST_F(BatchQueuesTest, CountsUnfinishedJobsByQueueAndState) {
                                      {kDefaultQueue, {{"Posted", 1}}}}));
 }
 
+TEST_F(BatchQueuesTest, NewestInListsJobsOfOneStateNewestFirst) {
+  BatchQueues queues(QueueSet{});
+  for (uint64_t id : {1, 2, 3}) queues.Add(PlainJob(id));
+  queues.Add(PlainJob(4, kDefaultQueue));
+  queues.Add(PlainJob(5, kDefaultQueue));
+  using Ids = std::vector<uint64_t>;
+  EXPECT_EQ(queues.NewestIn("", "Waiting", 10), (Ids{5, 3, 2}));
+  EXPECT_EQ(queues.NewestIn("", "Waiting", 2), (Ids{5, 3}));
+  EXPECT_EQ(queues.NewestIn(kReplicationQueue, "Waiting", 10), (Ids{3, 2}));
+  EXPECT_EQ(queues.NewestIn("", "Posted", 10), (Ids{4, 1}));
+  queues.Started(1);
+  queues.Failed(1, kStart);
+  EXPECT_EQ(queues.NewestIn("", "Error", 10), (Ids{1}));
+  EXPECT_EQ(queues.NewestIn(kDefaultQueue, "Error", 10), Ids{});
+  EXPECT_EQ(queues.NewestIn("", "Ready", 10), Ids{}) << "finished jobs are not the scheduler's";
+}
+
 TEST_F(BatchQueuesTest, OldestUnfinishedSequenceFollowsFinishedJobs) {
   BatchQueues queues(
       Queues({{"queue.REPLICATION.processes", "4"}, {"queue.REPLICATION.ordering", "none"}}));
