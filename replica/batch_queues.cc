@@ -152,6 +152,7 @@ void BatchQueues::Started(const std::vector<uint64_t>& batch) {
   for (uint64_t id : batch) {
     Job& job = jobs_.at(id);
     queue.free.erase({job.info.sequence, id});
+    ++job.info.attempts;
     job.executing = true;
     job.batch = batch.front();
   }
@@ -169,7 +170,7 @@ void BatchQueues::StopExecuting(Job& job, Queue& queue) {
   }
 }
 
-int BatchQueues::NextAttempt(uint64_t job_id) { return ++jobs_.at(job_id).info.attempts; }
+int BatchQueues::NextAttempt(uint64_t job_id) const { return jobs_.at(job_id).info.attempts + 1; }
 
 std::vector<std::vector<uint64_t>> BatchQueues::RunnableBatches(const std::string& name,
                                                                 TimePoint now, size_t max_batches,

@@ -85,12 +85,13 @@ class BatchQueues {
   // Does not start them.
   std::vector<std::vector<uint64_t>> RunnableBatches(const std::string& queue, TimePoint now,
                                                      size_t max_batches, size_t max_size) const;
-  // The number of the next attempt at a job (1 for the first), counting it.
-  int NextAttempt(uint64_t job_id);
+  // The number the next attempt at a job will have (1 for the first); Started counts it.
+  int NextAttempt(uint64_t job_id) const;
   // The earliest moment a backing-off job of any queue may start again, if any.
   std::optional<TimePoint> NextRetry() const;
 
-  // The job, or the batch of jobs, is handed to one worker: it counts as one process.
+  // The job, or the batch of jobs, is handed to one worker: it counts as one process, and
+  // as an attempt at each job.
   void Started(uint64_t job_id) { Started(std::vector<uint64_t>{job_id}); }
   void Started(const std::vector<uint64_t>& batch);
   // The job's attempt succeeded: it is finished, and what waited for it may go.

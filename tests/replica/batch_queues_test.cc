@@ -641,6 +641,21 @@ TEST_F(BatchQueuesTest, CountsUnfinishedJobsByQueueAndState) {
                                      {kDefaultQueue, {{"Posted", 1}}}}));
 }
 
+// A batch whose send failed was not an attempt: only Started counts one.
+TEST_F(BatchQueuesTest, OnlyAStartedJobCountsAnAttempt) {
+  BatchQueues queues(Queues({{"queue.REPLICATION.retry-attempts", "3"}}));
+  queues.Add(PlainJob(1));
+  EXPECT_EQ(queues.NextAttempt(1), 1);
+  EXPECT_EQ(queues.NextAttempt(1), 1) << "asking does not count";
+  queues.Started(1);
+  EXPECT_EQ(queues.NextAttempt(1), 2);
+  queues.Lost(1);
+  EXPECT_EQ(queues.NextAttempt(1), 2);
+  queues.Started(1);
+  queues.Failed(1, kStart);
+  EXPECT_EQ(queues.NextAttempt(1), 3);
+}
+
 TEST_F(BatchQueuesTest, NewestInListsJobsOfOneStateNewestFirst) {
   BatchQueues queues(QueueSet{});
   for (uint64_t id : {1, 2, 3}) queues.Add(PlainJob(id));
