@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -102,7 +103,9 @@ bool ValueFitsType(const std::string& value, config::AttributeType type) {
     if (i < value.size() && (value[i] == '-' || value[i] == '+')) ++i;
     if (!digits()) return false;
   }
-  return i == value.size();
+  if (i != value.size()) return false;
+  // "1e999" overflows to infinity, which SQLite would store as Inf.
+  return !std::isinf(std::strtod(value.c_str(), nullptr));
 }
 
 StatusOr<std::shared_ptr<const Catalog>> Catalog::Load(const std::string& path) {

@@ -419,6 +419,9 @@ TEST(ValueFitsTypeTest, Real) {
   EXPECT_FALSE(ValueFitsType(" 12", config::INTEGER));
   EXPECT_FALSE(ValueFitsType("+5", config::INTEGER));
   EXPECT_FALSE(ValueFitsType("", config::REAL));
+  EXPECT_FALSE(ValueFitsType("1e999", config::REAL)) << "infinite as a double";
+  EXPECT_FALSE(ValueFitsType("-1e999", config::REAL));
+  EXPECT_TRUE(ValueFitsType("1e308", config::REAL));
 }
 
 TEST(ValueFitsTypeTest, TextTakesAnything) {
