@@ -5,25 +5,34 @@
 # status and checks, row by row, that it holds exactly the master's rows routed to it.
 # Then stops the nodes, unless --keep.
 #
-# usage: deploy/quickstart.sh [--transactions N] [--keep] [--dir DIR]
+# usage: deploy/quickstart.sh [--transactions N] [--keep] [--dir DIR] [--bin DIR]
+#   --bin DIR  run the executables in DIR as they are, without installing or building
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 transactions=3000
 keep=0
 run_dir=$root/run
+bin=
 while [[ $# -gt 0 ]]; do
   case $1 in
     --transactions) transactions=$2; shift 2 ;;
     --keep) keep=1; shift ;;
     --dir) run_dir=$2; shift 2 ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --bin) bin=$2; shift 2 ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "quickstart: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 [[ $transactions =~ ^[0-9]+$ ]] || { echo "quickstart: --transactions takes a number" >&2; exit 2; }
 
-FERRY_TARGETS="ferry-master ferry-replica ferry-worker ferryctl" "$root/scripts/build.sh"
-bin=${FERRY_BUILD_DIR:-$root/build}/bin
+if [[ -z $bin ]]; then
+  FERRY_TARGETS="ferry-master ferry-replica ferry-worker ferryctl" "$root/scripts/build.sh"
+  bin=${FERRY_BUILD_DIR:-$root/build}/bin
+fi
+bin=$(cd "$bin" && pwd)  # the run happens in $run_dir
+for exe in ferry-master ferry-replica ferry-worker ferryctl; do
+  [[ -x $bin/$exe ]] || { echo "quickstart: no executable $bin/$exe" >&2; exit 2; }
+done
 config=$root/deploy/master_configuration.txtpb
 
 rm -rf "$run_dir"
