@@ -13,6 +13,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 
 namespace ferry {
 namespace {
@@ -106,6 +107,61 @@ bool ValueFitsType(const std::string& value, config::AttributeType type) {
   if (i != value.size()) return false;
   // "1e999" overflows to infinity, which SQLite would store as Inf.
   return !std::isinf(std::strtod(value.c_str(), nullptr));
+}
+
+bool ReferencesItself(const config::LogicalUnit& lu) {
+  return std::any_of(lu.references().begin(), lu.references().end(),
+                     [&](const config::Reference& r) { return r.lu() == lu.name(); });
+}
+
+std::vector<Row> SelfReferencedRowsFirst(const config::LogicalUnit& lu, std::vector<Row> rows) {
+  // A row's identity: its key values, joined by a byte no value holds.
+  auto key_of = [](const std::vector<const std::string*>& values) {
+    std::string key;
+    for (const std::string* value : values) key.append(*value).push_back('\x1f');
+    return key;
+  };
+  std::unordered_map<std::string, size_t> index;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::vector<const std::string*> values;
+    for (const auto& column : lu.key()) values.push_back(&rows[i].at(column));
+    index.emplace(key_of(values), i);
+  }
+  // Kahn's order: a row is ready when every row of `rows` it references has been placed.
+  std::vector<int> waits(rows.size(), 0);
+  std::vector<std::vector<size_t>> children(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    for (const auto& reference : lu.references()) {
+      if (reference.lu() != lu.name()) continue;
+      std::vector<const std::string*> values;
+      for (const auto& column : reference.attributes()) {
+        auto it = rows[i].find(column);
+        if (it == rows[i].end()) break;  // a null part references nothing
+        values.push_back(&it->second);
+      }
+      if (values.size() != static_cast<size_t>(reference.attributes_size())) continue;
+      auto parent = index.find(key_of(values));
+      if (parent == index.end() || parent->second == i) continue;
+      ++waits[i];
+      children[parent->second].push_back(i);
+    }
+  }
+  std::vector<size_t> order;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (waits[i] == 0) order.push_back(i);
+  }
+  for (size_t at = 0; at < order.size(); ++at) {
+    for (size_t child : children[order[at]]) {
+      if (--waits[child] == 0) order.push_back(child);
+    }
+  }
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (waits[i] > 0) order.push_back(i);  // in a cycle
+  }
+  std::vector<Row> ordered;
+  ordered.reserve(rows.size());
+  for (size_t i : order) ordered.push_back(std::move(rows[i]));
+  return ordered;
 }
 
 StatusOr<std::shared_ptr<const Catalog>> Catalog::Load(const std::string& path) {

@@ -69,6 +69,14 @@ class Catalog {
 // Whether `value` is a valid text form of `type` ("12", "-3" for INTEGER, "12.50" for REAL).
 bool ValueFitsType(const std::string& value, config::AttributeType type);
 
+// True when `lu` references itself (a manager that is an employee, a part of a part).
+bool ReferencesItself(const config::LogicalUnit& lu);
+
+// The rows of `lu` ordered so that a row comes after the row of `rows` it references through
+// a reference of `lu` to itself (otherwise in their given order), as foreign keys checked at
+// each insert want them. Rows in a reference cycle, which no order satisfies, come last.
+std::vector<Row> SelfReferencedRowsFirst(const config::LogicalUnit& lu, std::vector<Row> rows);
+
 }  // namespace ferry
 
 #endif  // FERRY_COMMON_CATALOG_H_

@@ -403,8 +403,7 @@ class SqliteMasterStore final : public MasterStore {
           replica.lus().end()) {
         continue;
       }
-      FERRY_RETURN_IF_ERROR(tables_.ForEachRow(*lu, [&](Row row) {
-        if (!catalog_->RoutesTo(replica, *lu, row)) return Status::Ok();
+      auto add = [&](Row row) {
         wire::LuChange* change = part.add_changes();
         change->set_lu(lu->name());
         change->set_action(wire::NEW);
@@ -415,7 +414,22 @@ class SqliteMasterStore final : public MasterStore {
         }
         ++rows;
         return part.changes_size() >= kChangesPerPart ? flush(false) : Status::Ok();
+      };
+      // Key order suits rows that reference only other LUs (sent before them). A row that
+      // references a row of its own LU must come after it: those are ordered in memory.
+      const bool self_referencing = ReferencesItself(*lu);
+      std::vector<Row> held;
+      FERRY_RETURN_IF_ERROR(tables_.ForEachRow(*lu, [&](Row row) {
+        if (!catalog_->RoutesTo(replica, *lu, row)) return Status::Ok();
+        if (self_referencing) {
+          held.push_back(std::move(row));
+          return Status::Ok();
+        }
+        return add(std::move(row));
       }));
+      for (Row& row : SelfReferencedRowsFirst(*lu, std::move(held))) {
+        FERRY_RETURN_IF_ERROR(add(std::move(row)));
+      }
     }
     if (rows == 0 && skip_if_empty) return first - 1;
     FERRY_RETURN_IF_ERROR(flush(true));

@@ -424,6 +424,55 @@ TEST(ValueFitsTypeTest, Real) {
   EXPECT_TRUE(ValueFitsType("1e308", config::REAL));
 }
 
+// ---- SelfReferencedRowsFirst.
+
+// An employee's manager is an employee: a row referencing its own LU.
+config::LogicalUnit EmployeeLu() {
+  config::LogicalUnit lu;
+  lu.set_name("Employee");
+  lu.add_attributes()->set_name("employee_id");
+  lu.add_attributes()->set_name("manager_id");
+  lu.add_key("employee_id");
+  config::Reference* manager = lu.add_references();
+  manager->set_lu("Employee");
+  manager->add_attributes("manager_id");
+  return lu;
+}
+
+std::vector<std::string> Ids(const std::vector<Row>& rows) {
+  std::vector<std::string> ids;
+  for (const auto& row : rows) ids.push_back(row.at("employee_id"));
+  return ids;
+}
+
+TEST(SelfReferencedRowsFirstTest, ARowComesAfterTheRowItReferences) {
+  const config::LogicalUnit lu = EmployeeLu();
+  EXPECT_TRUE(ReferencesItself(lu));
+  // Key order: A (managed by Z, managed by M), B (no manager), M (managed by B), Z.
+  std::vector<Row> rows = {{{"employee_id", "A"}, {"manager_id", "Z"}},
+                           {{"employee_id", "B"}},
+                           {{"employee_id", "M"}, {"manager_id", "B"}},
+                           {{"employee_id", "Z"}, {"manager_id", "M"}},
+                           {{"employee_id", "Q"}, {"manager_id", "gone"}}};
+  EXPECT_EQ(Ids(SelfReferencedRowsFirst(lu, rows)),
+            (std::vector<std::string>{"B", "Q", "M", "Z", "A"}));
+}
+
+TEST(SelfReferencedRowsFirstTest, RowsInACycleComeLastAndNoneIsLost) {
+  const config::LogicalUnit lu = EmployeeLu();
+  std::vector<Row> rows = {{{"employee_id", "X"}, {"manager_id", "Y"}},
+                           {{"employee_id", "Y"}, {"manager_id", "X"}},
+                           {{"employee_id", "S"}, {"manager_id", "S"}},  // its own manager
+                           {{"employee_id", "T"}}};
+  EXPECT_EQ(Ids(SelfReferencedRowsFirst(lu, rows)), (std::vector<std::string>{"S", "T", "X", "Y"}));
+}
+
+TEST(SelfReferencedRowsFirstTest, TheDeployedLusReferenceNoneOfThemselves) {
+  auto catalog = Catalog::Load(testing::DeployedMasterConfiguration());
+  ASSERT_OK(catalog.status());
+  for (const auto& lu : (*catalog)->proto().lus()) EXPECT_FALSE(ReferencesItself(lu)) << lu.name();
+}
+
 TEST(ValueFitsTypeTest, TextTakesAnything) {
   EXPECT_TRUE(ValueFitsType("", config::TEXT));
   EXPECT_TRUE(ValueFitsType("12x", config::TEXT));

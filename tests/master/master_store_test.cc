@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <google/protobuf/util/message_differencer.h>
 
+#include <filesystem>
+
 #include "common/catalog.h"
 #include "common/workload.h"
 #include "test_util.h"
@@ -326,6 +328,47 @@ TEST_F(MasterStoreTest, ATransactionLargerThanHalfTheCommitLogIsRefused) {
                                              {{"name", "small"}})}),
                          3)
                 .status());
+}
+
+// A snapshot sends the rows of an LU that references itself parents first, as the site's
+// foreign keys want them, whatever their key order.
+TEST_F(MasterStoreTest, ASnapshotSendsRowsOfAnLuReferencingItselfParentsFirst) {
+  config::MasterConfiguration config = catalog_->proto();
+  config::LogicalUnit* employee = config.add_lus();
+  employee->set_name("Employee");
+  employee->add_attributes()->set_name("employee_id");
+  employee->add_attributes()->set_name("manager_id");
+  employee->add_key("employee_id");
+  employee->add_references()->set_lu("Employee");
+  employee->mutable_references(0)->add_attributes("manager_id");
+  config.mutable_replicas(0)->add_lus("Employee");
+  const std::string site = config.replicas(0).name();
+  auto catalog = Catalog::FromProto(config);
+  ASSERT_OK(catalog.status());
+  catalog_ = *catalog;
+  std::filesystem::remove(dir_.File("master.db"));
+  std::filesystem::remove(dir_.File("master.db-commits"));
+  Reopen();
+  // The chief (key "Z") first, then who reports to whom: keys that sort before their managers.
+  ASSERT_OK(
+      store_
+          ->Commit(
+              Transaction(
+                  {Change("Employee", wire::NEW, {{"employee_id", "Z"}}),
+                   Change("Employee", wire::NEW, {{"employee_id", "M"}}, {{"manager_id", "Z"}}),
+                   Change("Employee", wire::NEW, {{"employee_id", "A"}}, {{"manager_id", "M"}})}),
+              1)
+          .status());
+  auto last = store_->AppendSnapshot(site, 2);
+  ASSERT_OK(last.status());
+  std::vector<std::string> sent;
+  for (const auto& message : Outbox(site)) {
+    if (message.message_class() != wire::RECEIVE_SNAPSHOT) continue;
+    for (const auto& change : message.changes()) {
+      if (change.lu() == "Employee") sent.push_back(change.keys().at("employee_id"));
+    }
+  }
+  EXPECT_EQ(sent, (std::vector<std::string>{"Z", "M", "A"}));
 }
 
 TEST_F(MasterStoreTest, TheWholeWorkloadSetUpAndFirstTransactionsCommit) {
