@@ -446,16 +446,24 @@ class SqliteReplicaStore final : public ReplicaStore {
 
  private:
   Status StampCommitTime(const std::vector<uint64_t>& jobs, int64_t now_us) {
-    if (jobs.empty()) return Status::Ok();
-    std::string sql = "UPDATE ferry_jobs SET finished_at_us=? WHERE job_id IN (";
-    for (size_t i = 0; i < jobs.size(); ++i) sql += i ? ",?" : "?";
-    auto statement = Cached(sql + ")");
-    if (!statement.ok()) return statement.status();
-    (*statement)->Bind(1, now_us);
-    for (size_t i = 0; i < jobs.size(); ++i) {
-      (*statement)->Bind(static_cast<int>(i) + 2, static_cast<int64_t>(jobs[i]));
+    // In runs of power-of-two lengths (1000 = 512 + 256 + ... + 8): one statement per run,
+    // and at most one prepared statement per power of two, not one per batch length.
+    size_t at = 0;
+    while (at < jobs.size()) {
+      size_t run = 1;
+      while (run * 2 <= jobs.size() - at) run *= 2;
+      std::string sql = "UPDATE ferry_jobs SET finished_at_us=? WHERE job_id IN (?";
+      for (size_t i = 1; i < run; ++i) sql += ",?";
+      auto statement = Cached(sql + ")");
+      if (!statement.ok()) return statement.status();
+      (*statement)->Bind(1, now_us);
+      for (size_t i = 0; i < run; ++i) {
+        (*statement)->Bind(static_cast<int>(i) + 2, static_cast<int64_t>(jobs[at + i]));
+      }
+      FERRY_RETURN_IF_ERROR((*statement)->Run());
+      at += run;
     }
-    return (*statement)->Run();
+    return Status::Ok();
   }
 
   // Applies one job and marks it Ready (`*applied_now`), finds it finished already (an
