@@ -140,6 +140,21 @@ class QueuesTest : public ::testing::Test {
     EXPECT_EQ(reported, stored);
   }
 
+  // Customer CU-1 of C1, applied, then removed at the site by hand: the master's next update
+  // of it (the reply returned) makes a job that cannot apply there.
+  StatusOr<wire::SubmitReply> UpdateACustomerRemovedAtTheSite() {
+    auto created =
+        deployment_.Submit(Transaction({Change("Customer", wire::NEW, {{"customer_id", "CU-1"}},
+                                               {{"company_id", "C1"}, {"name", "One"}})}));
+    if (!created.ok()) return created.status();
+    if (!deployment_.WaitUntilApplied(std::chrono::seconds(30))) {
+      return Status::Unavailable("CU-1 was not applied at the site in 30 s");
+    }
+    ExecAtSite("DELETE FROM lu_Customer WHERE customer_id = 'CU-1'");
+    return deployment_.Submit(Transaction(
+        {Change("Customer", wire::MODIFY, {{"customer_id", "CU-1"}}, {{"name", "Renamed"}})}));
+  }
+
   wire::JobList Jobs(const std::string& state = "") {
     wire::Envelope request;
     request.mutable_job_query()->set_state(state);
@@ -263,14 +278,7 @@ TEST_F(QueuesTest, AJobInErrorIsListedHoweverManyFinishedAfterIt) {
   ASSERT_OK(deployment_.StartReplica(kSite, {"--queue", "REPLICATION.ordering=dependency",
                                              "--queue", "REPLICATION.retry-attempts=1"}));
   SubmitCompanyAndSite();
-  ASSERT_OK(deployment_
-                .Submit(Transaction({Change("Customer", wire::NEW, {{"customer_id", "CU-1"}},
-                                            {{"company_id", "C1"}})}))
-                .status());
-  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(30)));
-  ExecAtSite("DELETE FROM lu_Customer WHERE customer_id = 'CU-1'");
-  auto doomed = deployment_.Submit(Transaction(
-      {Change("Customer", wire::MODIFY, {{"customer_id", "CU-1"}}, {{"name", "Renamed"}})}));
+  auto doomed = UpdateACustomerRemovedAtTheSite();
   ASSERT_OK(doomed.status());
   const uint64_t doomed_job = JobAt(doomed->published(0).sequence());
   // Twenty independent transactions after it: a dependency queue applies them all.
@@ -354,15 +362,8 @@ TEST_F(QueuesTest, StrictFailureHoldsTheQueueUntilRetriedOrSkipped) {
   ASSERT_OK(deployment_.StartReplica(kSite, {"--queue", "REPLICATION.retry-attempts=2", "--queue",
                                              "REPLICATION.retry-delay-ms=50"}));
   SubmitCompanyAndSite();
-  ASSERT_OK(deployment_
-                .Submit(Transaction({Change("Customer", wire::NEW, {{"customer_id", "CU-1"}},
-                                            {{"company_id", "C1"}, {"name", "One"}})}))
-                .status());
-  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(30)));
   // Someone removes the customer at the site by hand: the next update of it cannot apply.
-  ExecAtSite("DELETE FROM lu_Customer WHERE customer_id = 'CU-1'");
-  auto modify = deployment_.Submit(Transaction(
-      {Change("Customer", wire::MODIFY, {{"customer_id", "CU-1"}}, {{"name", "Renamed"}})}));
+  auto modify = UpdateACustomerRemovedAtTheSite();
   ASSERT_OK(modify.status());
   auto unrelated = deployment_.Submit(Transaction(
       {Change("Customer", wire::NEW, {{"customer_id", "CU-2"}}, {{"company_id", "C1"}})}));
@@ -453,14 +454,7 @@ TEST_F(QueuesTest, StrictFailureHoldsTheQueueUntilRetriedOrSkipped) {
 TEST_F(QueuesTest, FerryctlQueueAndJobCommands) {
   ASSERT_OK(deployment_.StartReplica(kSite, {"--queue", "REPLICATION.retry-attempts=1"}));
   SubmitCompanyAndSite();
-  ASSERT_OK(deployment_
-                .Submit(Transaction({Change("Customer", wire::NEW, {{"customer_id", "CU-1"}},
-                                            {{"company_id", "C1"}})}))
-                .status());
-  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(30)));
-  ExecAtSite("DELETE FROM lu_Customer WHERE customer_id = 'CU-1'");
-  auto modify = deployment_.Submit(Transaction(
-      {Change("Customer", wire::MODIFY, {{"customer_id", "CU-1"}}, {{"name", "Renamed"}})}));
+  auto modify = UpdateACustomerRemovedAtTheSite();
   ASSERT_OK(modify.status());
   ASSERT_TRUE(
       testing::WaitFor([&] { return Jobs("Error").jobs_size() == 1; }, std::chrono::seconds(10)));
