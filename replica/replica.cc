@@ -106,7 +106,7 @@ StatusOr<std::unique_ptr<Replica>> Replica::Create(zmq::context_t& context, Repl
   auto session = replica->store_->BeginSession(getpid(), clock->NowMicros());
   if (!session.ok()) return session.status();
   replica->session_id_ = *session;
-  FERRY_RETURN_IF_ERROR(replica->RecountFinished());
+  FERRY_RETURN_IF_ERROR(replica->LoadFinishedCounts());
   for (const auto& queue : replica->options_.queues.queues()) {
     replica->supervisors_.emplace(queue.name, WorkerSupervisor::Options{
                                                   .program = replica->options_.worker_program,
@@ -457,20 +457,21 @@ void Replica::Prune() {
   const int64_t before =
       clock_->NowMicros() -
       std::chrono::duration_cast<std::chrono::microseconds>(options_.job_retention).count();
-  auto pruned = store_->PruneFinished(before);
+  ReplicaStore::JobCounts removed;
+  auto pruned = store_->PruneFinished(before, &removed);
   if (!pruned.ok()) {
     LogError("pruning finished jobs: " + pruned.status().message());
-  } else if (*pruned > 0) {
-    LogInfo("pruned " + std::to_string(*pruned) + " finished jobs");
-    Status recounted = RecountFinished();
-    if (!recounted.ok()) LogError("counting finished jobs: " + recounted.message());
+    return;
+  }
+  if (*pruned > 0) LogInfo("pruned " + std::to_string(*pruned) + " finished jobs");
+  for (const auto& [queue, by_state] : removed) {
+    for (const auto& [state, n] : by_state) finished_counts_[queue][state] -= n;
   }
 }
 
-Status Replica::RecountFinished() {
+Status Replica::LoadFinishedCounts() {
   auto counts = store_->CountJobs();
   if (!counts.ok()) return counts.status();
-  finished_counts_.clear();
   for (const auto& [queue, by_state] : *counts) {
     for (const char* state : {"Ready", "Skipped"}) {
       auto it = by_state.find(state);

@@ -101,8 +101,8 @@ class Replica {
   StatusOr<wire::JobList> ListJobs(const wire::JobQuery& query);
   StatusOr<wire::ReplicaStatus> CurrentStatus();
   uint64_t LastAppliedSequence() const;
-  // Counts the finished jobs in the store again (at start, and after a prune removed some).
-  Status RecountFinished();
+  // Counts the finished jobs in the store (at start).
+  Status LoadFinishedCounts();
   // Job `job_id` of the scheduler finishes as `state` (Ready or Skipped): counted.
   void CountFinished(uint64_t job_id, const char* state);
 
@@ -127,9 +127,9 @@ class Replica {
   std::optional<std::chrono::steady_clock::time_point> sync_due_;  // when stored ones await it
   std::map<std::string, QueueSetting> queue_settings_;  // the operators' (ferryctl), by queue
   std::string last_error_;                              // the newest job error
-  // Ready and Skipped jobs by queue and state: counted in the store at start and after a
-  // prune, and as jobs finish in between, so a status request scans no table.
-  std::map<std::string, std::map<std::string, uint64_t>> finished_counts_;
+  // Ready and Skipped jobs by queue and state: counted in the store at start, then kept as
+  // jobs finish and are pruned, so a status request scans no table.
+  ReplicaStore::JobCounts finished_counts_;
 };
 
 }  // namespace ferry

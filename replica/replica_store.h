@@ -80,14 +80,16 @@ class ReplicaStore {
   virtual StatusOr<std::string> BeginSession(int pid, int64_t now_us) = 0;
 
   // Jobs by queue and stored state name.
-  virtual StatusOr<std::map<std::string, std::map<std::string, uint64_t>>> CountJobs() = 0;
+  using JobCounts = std::map<std::string, std::map<std::string, uint64_t>>;
+  virtual StatusOr<JobCounts> CountJobs() = 0;
   // Jobs with their attempts, newest first; empty `queue`/`state` match all.
   virtual StatusOr<std::vector<wire::JobRecord>> ListJobs(const std::string& queue,
                                                           const std::string& state, uint64_t job_id,
                                                           size_t limit) = 0;
   // Removes finished (Ready, Skipped) jobs that finished before `before_us`, with their
-  // attempts and inbox messages. Returns how many.
-  virtual StatusOr<size_t> PruneFinished(int64_t before_us) = 0;
+  // attempts and inbox messages. Returns how many; `removed`, if given, gets them by queue
+  // and state.
+  virtual StatusOr<size_t> PruneFinished(int64_t before_us, JobCounts* removed) = 0;
 
   // ---- Used by a worker.
 

@@ -283,18 +283,8 @@ class SqliteReplicaStore final : public ReplicaStore {
     return "R" + std::to_string(sqlite3_last_insert_rowid(db_.handle()));
   }
 
-  StatusOr<std::map<std::string, std::map<std::string, uint64_t>>> CountJobs() override {
-    auto statement = Cached("SELECT queue, state, COUNT(*) FROM ferry_jobs GROUP BY queue, state");
-    if (!statement.ok()) return statement.status();
-    std::map<std::string, std::map<std::string, uint64_t>> counts;
-    while (true) {
-      auto step = (*statement)->Step();
-      if (!step.ok()) return step.status();
-      if (*step == sqlite::Statement::StepResult::kDone) break;
-      counts[(*statement)->ColumnText(0)][(*statement)->ColumnText(1)] = (*statement)->ColumnInt(2);
-    }
-    (*statement)->Reset();
-    return counts;
+  StatusOr<JobCounts> CountJobs() override {
+    return Counts("SELECT queue, state, COUNT(*) FROM ferry_jobs GROUP BY queue, state");
   }
 
   StatusOr<std::vector<wire::JobRecord>> ListJobs(const std::string& queue,
@@ -353,19 +343,24 @@ class SqliteReplicaStore final : public ReplicaStore {
     return records;
   }
 
-  StatusOr<size_t> PruneFinished(int64_t before_us) override {
+  StatusOr<size_t> PruneFinished(int64_t before_us, JobCounts* removed) override {
     auto transaction = sqlite::Transaction::Begin(db_);
     if (!transaction.ok()) return transaction.status();
     FERRY_RETURN_IF_ERROR(
         db_.Exec("CREATE TEMP TABLE IF NOT EXISTS ferry_prune (job_id INTEGER PRIMARY KEY, "
-                 "sequence INTEGER);"
+                 "sequence INTEGER, queue TEXT, state TEXT);"
                  "DELETE FROM ferry_prune;"));
     auto pick = db_.Prepare(
-        "INSERT INTO ferry_prune SELECT job_id, sequence FROM ferry_jobs "
+        "INSERT INTO ferry_prune SELECT job_id, sequence, queue, state FROM ferry_jobs "
         "WHERE state IN ('Ready', 'Skipped') AND finished_at_us < ?");
     if (!pick.ok()) return pick.status();
     FERRY_RETURN_IF_ERROR(pick->Bind(1, before_us).Run());
     const size_t pruned = sqlite3_changes(db_.handle());
+    if (removed != nullptr) {
+      auto counts = Counts("SELECT queue, state, COUNT(*) FROM ferry_prune GROUP BY queue, state");
+      if (!counts.ok()) return counts.status();
+      *removed = std::move(counts).value();
+    }
     FERRY_RETURN_IF_ERROR(
         db_.Exec("DELETE FROM ferry_job_attempts WHERE job_id IN (SELECT job_id FROM ferry_prune);"
                  "DELETE FROM ferry_jobs WHERE job_id IN (SELECT job_id FROM ferry_prune);"
@@ -604,6 +599,21 @@ class SqliteReplicaStore final : public ReplicaStore {
     configuration_sequence_ = sequence;
     configuration_checked_ = true;
     return Status::Ok();
+  }
+
+  // Runs `sql`, which selects (queue, state, count) rows.
+  StatusOr<JobCounts> Counts(const std::string& sql) {
+    auto statement = Cached(sql);
+    if (!statement.ok()) return statement.status();
+    JobCounts counts;
+    while (true) {
+      auto step = (*statement)->Step();
+      if (!step.ok()) return step.status();
+      if (*step == sqlite::Statement::StepResult::kDone) break;
+      counts[(*statement)->ColumnText(0)][(*statement)->ColumnText(1)] = (*statement)->ColumnInt(2);
+    }
+    (*statement)->Reset();
+    return counts;
   }
 
   StatusOr<sqlite::Statement*> Cached(const std::string& sql) {

@@ -1088,15 +1088,18 @@ TEST_F(ReplicaStoreTest, PruneFinishedRemovesOnlyJobsFinishedBeforeTheTime) {
   // jobs[4] stays Posted.
 
   // Only what finished strictly before the time goes.
-  auto none = store_->PruneFinished(kNowUs + 10);
+  auto none = store_->PruneFinished(kNowUs + 10, nullptr);
   ASSERT_OK(none.status());
   EXPECT_EQ(*none, 0u);
   EXPECT_EQ(List().size(), 6u);
 
-  auto pruned = store_->PruneFinished(kNowUs + 30);
+  ReplicaStore::JobCounts removed;
+  auto pruned = store_->PruneFinished(kNowUs + 30, &removed);
 
   ASSERT_OK(pruned.status());
   EXPECT_EQ(*pruned, 3u);  // the configuration, jobs[0] and the skipped jobs[2]
+  EXPECT_EQ(removed, (ReplicaStore::JobCounts{{kConfigurationQueue, {{"Ready", 1}}},
+                                              {kMessageQueue, {{"Ready", 1}, {"Skipped", 1}}}}));
   EXPECT_THAT(Sequences(List()), ElementsAre(6u, 5u, 3u));
   std::map<uint64_t, JobState> unfinished = Unfinished();
   ASSERT_EQ(unfinished.size(), 2u);
@@ -1132,7 +1135,7 @@ TEST_F(ReplicaStoreTest, PruneFinishedRemovesOnlyJobsFinishedBeforeTheTime) {
 }
 
 TEST_F(ReplicaStoreTest, PruneFinishedOfAnEmptyStoreRemovesNothing) {
-  auto pruned = store_->PruneFinished(kNowUs);
+  auto pruned = store_->PruneFinished(kNowUs, nullptr);
   ASSERT_OK(pruned.status());
   EXPECT_EQ(*pruned, 0u);
   EXPECT_EQ(store_->LastReceivedSequence(), 0u);
