@@ -290,12 +290,14 @@ class SqliteReplicaStore final : public ReplicaStore {
   StatusOr<std::vector<wire::JobRecord>> ListJobs(const std::string& queue,
                                                   const std::string& state, uint64_t job_id,
                                                   size_t limit) override {
-    auto statement = db_.Prepare(
+    // Cached: `ferryctl jobs --state Error` reads one job at a time.
+    auto cached = Cached(
         "SELECT job_id, sequence, queue, message_class, state, attempts, COALESCE(session, ''), "
         "posted_at_us, COALESCE(started_at_us, 0), COALESCE(finished_at_us, 0), "
         "COALESCE(error, '') FROM ferry_jobs WHERE (?1 = '' OR queue = ?1) AND "
         "(?2 = '' OR state = ?2) AND (?3 = 0 OR job_id = ?3) ORDER BY sequence DESC LIMIT ?4");
-    if (!statement.ok()) return statement.status();
+    if (!cached.ok()) return cached.status();
+    sqlite::Statement* statement = *cached;
     statement->Bind(1, queue)
         .Bind(2, state)
         .Bind(3, static_cast<int64_t>(job_id))
@@ -319,10 +321,12 @@ class SqliteReplicaStore final : public ReplicaStore {
       r.set_finished_at_us(statement->ColumnInt(9));
       r.set_error(statement->ColumnText(10));
     }
-    auto attempts = db_.Prepare(
+    statement->Reset();
+    auto cached_attempts = Cached(
         "SELECT attempt, session, pid, started_at_us, finished_at_us, outcome, COALESCE(error, '') "
         "FROM ferry_job_attempts WHERE job_id = ? ORDER BY attempt");
-    if (!attempts.ok()) return attempts.status();
+    if (!cached_attempts.ok()) return cached_attempts.status();
+    sqlite::Statement* attempts = *cached_attempts;
     for (auto& r : records) {
       attempts->Bind(1, static_cast<int64_t>(r.job_id()));
       while (true) {
