@@ -187,9 +187,13 @@ class QueuesTest : public ::testing::Test {
     }
     return 0;
   }
+  // The message reaches the site after the master's reply, so its job may not exist yet.
   uint64_t JobAt(uint64_t sequence) {
-    const uint64_t id = FindJobAt(sequence);
-    if (id == 0) ADD_FAILURE() << "no job for sequence " << sequence;
+    uint64_t id = 0;
+    if (!testing::WaitFor([&] { return (id = FindJobAt(sequence)) != 0; },
+                          std::chrono::seconds(30))) {
+      ADD_FAILURE() << "no job for sequence " << sequence << " in 30 s";
+    }
     return id;
   }
 
@@ -369,14 +373,7 @@ TEST_F(QueuesTest, StrictFailureHoldsTheQueueUntilRetriedOrSkipped) {
       {Change("Customer", wire::NEW, {{"customer_id", "CU-2"}}, {{"company_id", "C1"}})}));
   ASSERT_OK(unrelated.status());
 
-  const uint64_t failed_job = [&] {
-    uint64_t id = 0;
-    EXPECT_TRUE(
-        testing::WaitFor([&] { return (id = FindJobAt(modify->published(0).sequence())) != 0; },
-                         std::chrono::seconds(5)))
-        << "no job for sequence " << modify->published(0).sequence();
-    return id;
-  }();
+  const uint64_t failed_job = JobAt(modify->published(0).sequence());
   // Two attempts, then held; the unrelated job behind it waits (strict order).
   ASSERT_TRUE(testing::WaitFor(
       [&] {
@@ -599,7 +596,9 @@ TEST_F(QueuesTest, KilledWorkersLoseNothingAndApplyEachJobOnce) {
   });
   std::mt19937 random(42);
   int kills = 0;
-  while (!loaded && kills < 20) {
+  // Kills go on while the load runs, and past it until there were five (a fast machine
+  // submits the load in a second).
+  while ((!loaded || kills < 5) && kills < 20) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100 + random() % 150));
     auto status = deployment_.ReplicaStatus(kSite);
     if (!status.ok() || status->workers().empty()) continue;
