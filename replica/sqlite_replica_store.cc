@@ -410,6 +410,7 @@ class SqliteReplicaStore final : public ReplicaStore {
     for (Attempt attempt : attempts) {
       if (!results.empty()) attempt.started_at_us = clock.NowMicros();  // its own start
       Status opened = (*savepoint)->Run();
+      if (opened.ok()) opened = TakeUnusedAttemptNumber(&attempt);
       if (!opened.ok()) {
         results.push_back(opened);
         break;
@@ -462,6 +463,25 @@ class SqliteReplicaStore final : public ReplicaStore {
       FERRY_RETURN_IF_ERROR((*statement)->Run());
       at += run;
     }
+    return Status::Ok();
+  }
+
+  // Gives the attempt the next free number if its own is recorded already. The replica
+  // numbers attempts, but a worker whose replica was killed finishes its batch under the old
+  // session's numbers while the restarted replica hands the same jobs out again: each attempt
+  // keeps its own row.
+  Status TakeUnusedAttemptNumber(Attempt* attempt) {
+    auto number = Cached(
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM ferry_job_attempts WHERE job_id=?1 AND "
+        "attempt=?2) THEN (SELECT MAX(attempt) + 1 FROM ferry_job_attempts WHERE job_id=?1) "
+        "ELSE ?2 END");
+    if (!number.ok()) return number.status();
+    sqlite::Statement& s = **number;
+    s.Bind(1, static_cast<int64_t>(attempt->job_id)).Bind(2, int64_t{attempt->attempt});
+    auto step = s.Step();
+    if (!step.ok()) return step.status();
+    attempt->attempt = static_cast<int>(s.ColumnInt(0));
+    s.Reset();
     return Status::Ok();
   }
 
@@ -539,7 +559,7 @@ class SqliteReplicaStore final : public ReplicaStore {
   Status RecordAttempt(const Attempt& attempt, const std::string& outcome, const std::string& error,
                        int64_t now_us) {
     auto insert = Cached(
-        "INSERT OR REPLACE INTO ferry_job_attempts (job_id, attempt, session, pid, started_at_us, "
+        "INSERT INTO ferry_job_attempts (job_id, attempt, session, pid, started_at_us, "
         "finished_at_us, outcome, error) VALUES (?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''))");
     if (!insert.ok()) return insert.status();
     return (*insert)

@@ -47,21 +47,28 @@ class ReliabilityTest : public ::testing::Test {
               0u);
   }
 
-  // Attempts that applied (outcome Ready) per job at `site`.
-  std::map<uint64_t, int> AppliedAttempts(const std::string& site) {
-    std::map<uint64_t, int> applied;
+  // Attempts with `outcome` per job at `site`; those of one worker process if `pid` is set.
+  std::map<uint64_t, int> AttemptsPerJob(const std::string& site, const std::string& outcome,
+                                         int pid = 0) {
+    std::map<uint64_t, int> attempts;
     auto db = sqlite::Db::Open(deployment_.db(site), {.create = false});
     EXPECT_OK(db.status());
-    if (!db.ok()) return applied;
+    if (!db.ok()) return attempts;
     auto statement = db->Prepare(
-        "SELECT job_id, COUNT(*) FROM ferry_job_attempts WHERE outcome = 'Ready' GROUP BY job_id");
+        "SELECT job_id, COUNT(*) FROM ferry_job_attempts WHERE outcome = ? AND (? = 0 OR pid = ?) "
+        "GROUP BY job_id");
     EXPECT_OK(statement.status());
+    if (statement.ok()) statement->Bind(1, outcome).Bind(2, int64_t{pid}).Bind(3, int64_t{pid});
     while (statement.ok()) {
       auto step = statement->Step();
       if (!step.ok() || *step == sqlite::Statement::StepResult::kDone) break;
-      applied[statement->ColumnInt(0)] = static_cast<int>(statement->ColumnInt(1));
+      attempts[statement->ColumnInt(0)] = static_cast<int>(statement->ColumnInt(1));
     }
-    return applied;
+    return attempts;
+  }
+  // Attempts that applied (outcome Ready) per job at `site`.
+  std::map<uint64_t, int> AppliedAttempts(const std::string& site) {
+    return AttemptsPerJob(site, "Ready");
   }
 
   wire::StreamStatus Stream(const std::string& site) {
@@ -463,6 +470,43 @@ TEST_F(ReliabilityTest, KilledInTheMiddleOfABatchLosesNothing) {
   ASSERT_OK(deployment_.StartReplica("SITE-A"));
   ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(120)));
   ExpectRowsEqualMaster("SITE-A");
+  auto status = deployment_.ReplicaStatus("SITE-A");
+  ASSERT_OK(status.status());
+  auto applied = AppliedAttempts("SITE-A");
+  EXPECT_EQ(applied.size(), status->last_received_sequence());
+  for (const auto& [job, count] : applied) EXPECT_EQ(count, 1) << "job " << job;
+}
+
+// A worker outlives its killed replica (it finishes the batch it holds) while the restarted
+// replica hands the same jobs out again under the same attempt numbers: each job is applied
+// once, and each attempt keeps its own record.
+TEST_F(ReliabilityTest, AWorkerThatOutlivesItsReplicaAppliesNothingTwice) {
+  ASSERT_OK(deployment_.StartMaster());
+  ASSERT_OK(deployment_.SubmitWorkload(workload_, 1, 50, /*setup=*/true));
+  // Each batch waits 1.5 s before its transaction: time to restart the replica meanwhile.
+  const std::vector<std::string> slow = {"--worker-arg=--apply-delay=*=1500"};
+  ASSERT_OK(deployment_.StartReplica("SITE-A", slow));
+  int orphan = 0;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        auto status = deployment_.ReplicaStatus("SITE-A");
+        if (!status.ok()) return false;
+        for (const auto& w : status->workers()) {
+          if (w.queue() == "REPLICATION" && w.current_job() != 0) orphan = w.pid();
+        }
+        return orphan != 0;
+      },
+      std::chrono::seconds(20)))
+      << "no REPLICATION worker took a batch";
+  deployment_.KillReplica("SITE-A");
+  ASSERT_OK(deployment_.StartReplica("SITE-A", slow));
+  ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(60)));
+
+  ExpectRowsEqualMaster("SITE-A");
+  EXPECT_FALSE(AttemptsPerJob("SITE-A", "Ready", orphan).empty())
+      << "the worker of the killed replica committed nothing: the test tested nothing";
+  EXPECT_FALSE(AttemptsPerJob("SITE-A", "AlreadyReady").empty())
+      << "no job was handed out again: the test tested nothing";
   auto status = deployment_.ReplicaStatus("SITE-A");
   ASSERT_OK(status.status());
   auto applied = AppliedAttempts("SITE-A");

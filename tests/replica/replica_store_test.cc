@@ -494,6 +494,24 @@ TEST_F(ReplicaStoreTest, ApplyJobOfAReadyJobRecordsAlreadyReadyAndChangesNothing
   EXPECT_EQ(record.attempt_log(1).error(), "");
 }
 
+// A worker whose replica was killed finishes its batch, and the restarted replica hands the
+// same jobs out again under the same attempt numbers: neither attempt overwrites the other.
+TEST_F(ReplicaStoreTest, AnAttemptNumberRecordedAlreadyIsNotOverwritten) {
+  std::vector<Job> jobs = InstallConfigurationAnd({NewCompany("C1")});
+  ASSERT_EQ(jobs.size(), 1u);
+  ASSERT_OK(Apply(jobs[0].id, /*attempt=*/1, kNowUs));
+  ASSERT_OK(Apply(jobs[0].id, /*attempt=*/1, kNowUs + 1000));
+
+  wire::JobRecord record = Record(jobs[0].id);
+  EXPECT_THAT(Outcomes(record), ElementsAre("Ready", "AlreadyReady"));
+  ASSERT_EQ(record.attempt_log_size(), 2);
+  EXPECT_EQ(record.attempt_log(0).attempt(), 1u);
+  EXPECT_EQ(record.attempt_log(0).started_at_us(), kNowUs);
+  EXPECT_EQ(record.attempt_log(1).attempt(), 2u);
+  EXPECT_EQ(record.attempt_log(1).started_at_us(), kNowUs + 1000);
+  EXPECT_EQ(Rows("Company").size(), 1u);
+}
+
 TEST_F(ReplicaStoreTest, ApplyJobAppliesEveryChangeOfItsMessage) {
   InstallConfigurationAnd({});
   std::vector<Job> jobs =
