@@ -296,7 +296,7 @@ TEST_F(CodecSocketTest, ReceiveWithinTimesOutWhenNothingArrives) {
   EXPECT_EQ(reply.status().code(), Status::Code::kUnavailable);
   EXPECT_THAT(reply.status().message(), HasSubstr("200 ms"));
   EXPECT_GE(elapsed, std::chrono::milliseconds(kTimeoutMs - 20));
-  EXPECT_LT(elapsed, std::chrono::milliseconds(kTimeoutMs + 1000));
+  EXPECT_LT(elapsed, std::chrono::milliseconds(kTimeoutMs + 5000));  // a loaded machine's slack
 }
 
 }  // namespace

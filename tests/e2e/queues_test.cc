@@ -247,8 +247,12 @@ TEST_F(QueuesTest, NoneModeLetsADependentJobFailUntilItsParentCommits) {
       kSite,
       {"--queue", "REPLICATION.processes=2", "--queue", "REPLICATION.ordering=none", "--queue",
        "REPLICATION.retry-delay-ms=150", "--queue", "REPLICATION.retry-multiplier=1", "--queue",
-       "REPLICATION.retry-attempts=50", "--worker-arg=--apply-delay=Customer=1000"}));
+       "REPLICATION.retry-attempts=50", "--worker-arg=--apply-delay=Customer=3000"}));
   SubmitCompanyAndSite();
+  // Both workers up, so the order runs while the customer's job sleeps (3 s: room for a slow
+  // machine to start the order's first attempt before the customer commits).
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return ReplicationWorkers() == 2; }, std::chrono::seconds(10)));
   // A customer (slow to apply), then an order that references it.
   auto customer = deployment_.Submit(Transaction(
       {Change("Customer", wire::NEW, {{"customer_id", "CU-X"}}, {{"company_id", "C1"}})}));
@@ -312,7 +316,7 @@ TEST_F(QueuesTest, AJobInErrorIsListedHoweverManyFinishedAfterIt) {
 TEST_F(QueuesTest, DependencyModeRunsTheSameWithoutAnyFailure) {
   ASSERT_OK(deployment_.StartReplica(
       kSite, {"--queue", "REPLICATION.processes=2", "--queue", "REPLICATION.ordering=dependency",
-              "--worker-arg=--apply-delay=Customer=1000"}));
+              "--worker-arg=--apply-delay=Customer=4000"}));
   SubmitCompanyAndSite();
   auto customer = deployment_.Submit(Transaction(
       {Change("Customer", wire::NEW, {{"customer_id", "CU-X"}}, {{"company_id", "C1"}})}));
@@ -321,18 +325,9 @@ TEST_F(QueuesTest, DependencyModeRunsTheSameWithoutAnyFailure) {
       {Change("CustomerOrder", wire::NEW, {{"order_no", "O-X"}},
               {{"customer_id", "CU-X"}, {"site_id", "C1-S1"}, {"status", "Planned"}})}));
   ASSERT_OK(order.status());
-  // While the customer's job is slow, the order's job says what it waits for.
-  uint64_t order_job = 0;
-  ASSERT_TRUE(testing::WaitFor(
-      [&] {
-        const wire::JobList list = Jobs();
-        for (const auto& job : list.jobs()) {
-          if (job.sequence() == order->published(0).sequence()) order_job = job.job_id();
-        }
-        return order_job != 0;
-      },
-      std::chrono::seconds(5)));
-  auto why = JobCommand(wire::JobCommand::WHY, order_job);
+  // While the customer's job is slow (4 s: room for a slow machine), the order's job says
+  // what it waits for.
+  auto why = JobCommand(wire::JobCommand::WHY, JobAt(order->published(0).sequence()));
   ASSERT_OK(why.status());
   EXPECT_EQ(why->job_why().state(), "Waiting");
   EXPECT_THAT(why->job_why().summary(), HasSubstr("Customer/CU-X"));
@@ -349,8 +344,10 @@ TEST_F(QueuesTest, DependencyModeRunsTheSameWithoutAnyFailure) {
 TEST_F(QueuesTest, DependencyModeRunsIndependentJobsAtTheSameTime) {
   ASSERT_OK(deployment_.StartReplica(
       kSite, {"--queue", "REPLICATION.processes=2", "--queue", "REPLICATION.ordering=dependency",
-              "--worker-arg=--apply-delay=Customer=500"}));
+              "--worker-arg=--apply-delay=Customer=1500"}));
   SubmitCompanyAndSite();
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return ReplicationWorkers() == 2; }, std::chrono::seconds(10)));
   for (const std::string id : {"CU-1", "CU-2"}) {
     ASSERT_OK(deployment_
                   .Submit(Transaction({Change("Customer", wire::NEW, {{"customer_id", id}},

@@ -91,10 +91,14 @@ TEST_F(TwoSitesTest, ThousandTransactionsReachEachSiteExactly) {
 
 TEST_F(TwoSitesTest, AKilledWorkerIsRestartedAndNothingIsLost) {
   Submit(1, 200, /*setup=*/true);
-  auto before = deployment_.ReplicaStatus("SITE-B");
-  ASSERT_OK(before.status());
-  const int pid = ReplicationWorkerPid(*before);
-  ASSERT_NE(pid, 0);
+  int pid = 0;  // the replica starts its workers after it is ready: wait for the one
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        auto before = deployment_.ReplicaStatus("SITE-B");
+        return before.ok() && (pid = ReplicationWorkerPid(*before)) != 0;
+      },
+      std::chrono::seconds(20)))
+      << "SITE-B has no REPLICATION worker";
   ASSERT_EQ(kill(pid, SIGKILL), 0);
   Submit(201, 400, /*setup=*/false);
   ASSERT_TRUE(testing::WaitFor(
