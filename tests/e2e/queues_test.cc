@@ -179,19 +179,18 @@ class QueuesTest : public ::testing::Test {
     return deployment_.Control(kSite, request);
   }
 
-  // The job that applies the message at `sequence`; 0 if there is none (yet).
-  uint64_t FindJobAt(uint64_t sequence) {
-    const wire::JobList list = Jobs();
-    for (const auto& job : list.jobs()) {
-      if (job.sequence() == sequence) return job.job_id();
-    }
-    return 0;
-  }
-  // The message reaches the site after the master's reply, so its job may not exist yet.
+  // The job that applies the message at `sequence`. The message reaches the site after the
+  // master's reply, so its job may not exist yet.
   uint64_t JobAt(uint64_t sequence) {
     uint64_t id = 0;
-    if (!testing::WaitFor([&] { return (id = FindJobAt(sequence)) != 0; },
-                          std::chrono::seconds(30))) {
+    auto find = [&] {
+      const wire::JobList list = Jobs();
+      for (const auto& job : list.jobs()) {
+        if (job.sequence() == sequence) id = job.job_id();
+      }
+      return id != 0;
+    };
+    if (!testing::WaitFor(find, std::chrono::seconds(30))) {
       ADD_FAILURE() << "no job for sequence " << sequence << " in 30 s";
     }
     return id;

@@ -70,6 +70,16 @@ class ReliabilityTest : public ::testing::Test {
   std::map<uint64_t, int> AppliedAttempts(const std::string& site) {
     return AttemptsPerJob(site, "Ready");
   }
+  // Every job `site` received was applied by exactly one attempt.
+  void ExpectEachJobAppliedOnce(const std::string& site) {
+    auto status = deployment_.ReplicaStatus(site);
+    ASSERT_OK(status.status());
+    auto applied = AppliedAttempts(site);
+    EXPECT_EQ(applied.size(), status->last_received_sequence()) << site;
+    for (const auto& [job, count] : applied) {
+      EXPECT_EQ(count, 1) << site << " job " << job << " applied " << count << " times";
+    }
+  }
 
   wire::StreamStatus Stream(const std::string& site) {
     auto status = deployment_.MasterStatus();
@@ -246,15 +256,8 @@ TEST_F(ReliabilityTest, NothingIsLostOrAppliedTwiceThroughKillsAndRestarts) {
   ExpectRowsEqualMaster("SITE-A");
   ExpectRowsEqualMaster("SITE-B");
   // ...and every job was applied exactly once.
-  for (const std::string site : {"SITE-A", "SITE-B"}) {
-    auto status = deployment_.ReplicaStatus(site);
-    ASSERT_OK(status.status());
-    auto applied = AppliedAttempts(site);
-    EXPECT_EQ(applied.size(), status->last_received_sequence()) << site;
-    for (const auto& [job, count] : applied) {
-      EXPECT_EQ(count, 1) << site << " job " << job << " applied " << count << " times";
-    }
-  }
+  ExpectEachJobAppliedOnce("SITE-A");
+  ExpectEachJobAppliedOnce("SITE-B");
   std::cout << "kills: worker " << kills["worker"] << ", replica " << kills["replica"]
             << ", master " << kills["master"] << ", replica stopped " << kills["stopped"] << "\n";
 }
@@ -484,11 +487,7 @@ TEST_F(ReliabilityTest, KilledInTheMiddleOfABatchLosesNothing) {
   ASSERT_OK(deployment_.StartReplica("SITE-A"));
   ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(120)));
   ExpectRowsEqualMaster("SITE-A");
-  auto status = deployment_.ReplicaStatus("SITE-A");
-  ASSERT_OK(status.status());
-  auto applied = AppliedAttempts("SITE-A");
-  EXPECT_EQ(applied.size(), status->last_received_sequence());
-  for (const auto& [job, count] : applied) EXPECT_EQ(count, 1) << "job " << job;
+  ExpectEachJobAppliedOnce("SITE-A");
 }
 
 // A worker outlives its killed replica (it finishes the batch it holds) while the restarted
@@ -522,11 +521,7 @@ TEST_F(ReliabilityTest, AWorkerThatOutlivesItsReplicaAppliesNothingTwice) {
       << "the worker of the killed replica committed nothing: the test tested nothing";
   EXPECT_FALSE(AttemptsPerJob("SITE-A", "AlreadyReady").empty())
       << "no job was handed out again: the test tested nothing";
-  auto status = deployment_.ReplicaStatus("SITE-A");
-  ASSERT_OK(status.status());
-  auto applied = AppliedAttempts("SITE-A");
-  EXPECT_EQ(applied.size(), status->last_received_sequence());
-  for (const auto& [job, count] : applied) EXPECT_EQ(count, 1) << "job " << job;
+  ExpectEachJobAppliedOnce("SITE-A");
 }
 
 // The replica defers its fsync (--sync-interval-ms) and acknowledges only what an fsync made
@@ -618,7 +613,6 @@ TEST_F(ReliabilityTest, SigtermLetsTheRunningJobFinish) {
   deployment_.StopReplica("SITE-A");  // SIGTERM, waits for the exit
   EXPECT_LT(std::chrono::steady_clock::now() - stopped_at, std::chrono::seconds(5));
   // The job finished before the worker left: one attempt, applied.
-  auto applied = AppliedAttempts("SITE-A");
   auto db = sqlite::Db::Open(deployment_.db("SITE-A"), {.create = false});
   ASSERT_OK(db.status());
   auto rows = db->Prepare("SELECT COUNT(*) FROM lu_Customer WHERE customer_id = 'CU-1'");

@@ -20,16 +20,23 @@ std::vector<CommitLog::Record> Reopen(const std::string& path) {
   return records;
 }
 
+// A new, empty log at `path`; null if it cannot be opened.
+std::unique_ptr<CommitLog> OpenNew(const std::string& path) {
+  std::vector<CommitLog::Record> records;
+  auto log = CommitLog::Open(path, &records);
+  EXPECT_OK(log.status());
+  EXPECT_TRUE(records.empty());
+  return log.ok() ? std::move(log).value() : nullptr;
+}
+
 TEST(CommitLogTest, RecordsComeBackInOrderAfterAReopen) {
   TempDir dir;
   const std::string path = dir.File("log");
   {
-    std::vector<CommitLog::Record> records;
-    auto log = CommitLog::Open(path, &records);
-    ASSERT_OK(log.status());
-    EXPECT_TRUE(records.empty());
-    for (uint64_t n = 7; n <= 9; ++n) ASSERT_OK((*log)->Append(n, "payload " + std::to_string(n)));
-    ASSERT_OK((*log)->WaitSynced());
+    auto log = OpenNew(path);
+    ASSERT_NE(log, nullptr);
+    for (uint64_t n = 7; n <= 9; ++n) ASSERT_OK(log->Append(n, "payload " + std::to_string(n)));
+    ASSERT_OK(log->WaitSynced());
   }
   auto records = Reopen(path);
   ASSERT_EQ(records.size(), 3u);
@@ -42,11 +49,10 @@ TEST(CommitLogTest, ATornOrCorruptRecordEndsTheLog) {
   TempDir dir;
   const std::string path = dir.File("log");
   {
-    std::vector<CommitLog::Record> records;
-    auto log = CommitLog::Open(path, &records);
-    ASSERT_OK(log.status());
-    for (uint64_t n = 1; n <= 3; ++n) ASSERT_OK((*log)->Append(n, std::string(100, 'a' + n)));
-    ASSERT_OK((*log)->WaitSynced());
+    auto log = OpenNew(path);
+    ASSERT_NE(log, nullptr);
+    for (uint64_t n = 1; n <= 3; ++n) ASSERT_OK(log->Append(n, std::string(100, 'a' + n)));
+    ASSERT_OK(log->WaitSynced());
   }
   // One byte of the third record's payload changed: its CRC fails.
   const int fd = open(path.c_str(), O_WRONLY);
@@ -63,13 +69,12 @@ TEST(CommitLogTest, RecordsOfAnEarlierRoundAfterARestartAreNotRead) {
   TempDir dir;
   const std::string path = dir.File("log");
   {
-    std::vector<CommitLog::Record> records;
-    auto log = CommitLog::Open(path, &records);
-    ASSERT_OK(log.status());
-    for (uint64_t n = 1; n <= 5; ++n) ASSERT_OK((*log)->Append(n, "first round"));
-    (*log)->Restart();  // 1..5 are durable elsewhere
-    ASSERT_OK((*log)->Append(6, "second round"));
-    ASSERT_OK((*log)->WaitSynced());
+    auto log = OpenNew(path);
+    ASSERT_NE(log, nullptr);
+    for (uint64_t n = 1; n <= 5; ++n) ASSERT_OK(log->Append(n, "first round"));
+    log->Restart();  // 1..5 are durable elsewhere
+    ASSERT_OK(log->Append(6, "second round"));
+    ASSERT_OK(log->WaitSynced());
   }
   // Behind record 6 lie the first round's 2..5, intact: they do not follow 6.
   auto records = Reopen(path);
