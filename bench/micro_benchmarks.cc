@@ -48,25 +48,32 @@ void BM_Decode(benchmark::State& state) {
 }
 BENCHMARK(BM_Decode);
 
-// 10,000 waiting jobs of the workload in a queue of `ordering`, with 2 processes; each
-// iteration decides what may start, starts it, and finishes it, so the queue stays full.
-void Dispatch(benchmark::State& state, const char* ordering, size_t batch) {
+// Adds the workload's transaction `id` as a job of the REPLICATION queue.
+void AddWorkloadJob(BatchQueues& scheduler, OrdersWorkload& workload, uint64_t id) {
+  wire::ReplicationMessage message;
+  message.set_message_class(wire::RECEIVE_MESSAGE);
+  *message.mutable_changes() = workload.Transaction(id).changes();
+  BatchQueues::NewJob job;
+  job.id = job.sequence = id;
+  job.queue = kReplicationQueue;
+  job.footprint = FootprintOf(DeployedCatalog().get(), message);
+  scheduler.Add(std::move(job));
+}
+
+QueueSet ReplicationQueue(const char* ordering) {
   auto queues = QueueSet::FromSettings(
       {{"queue.REPLICATION.ordering", ordering}, {"queue.REPLICATION.processes", "2"}});
   if (!queues.ok()) std::abort();
-  BatchQueues scheduler(*queues);
+  return *queues;
+}
+
+// 10,000 waiting jobs of the workload in a queue of `ordering`, with 2 processes; each
+// iteration decides what may start, starts it, and finishes it, so the queue stays full.
+void Dispatch(benchmark::State& state, const char* ordering, size_t batch) {
+  BatchQueues scheduler(ReplicationQueue(ordering));
   OrdersWorkload workload;
   uint64_t next = 1;
-  auto add = [&] {
-    wire::ReplicationMessage message;
-    message.set_message_class(wire::RECEIVE_MESSAGE);
-    *message.mutable_changes() = workload.Transaction(next).changes();
-    BatchQueues::NewJob job;
-    job.id = job.sequence = next++;
-    job.queue = kReplicationQueue;
-    job.footprint = FootprintOf(DeployedCatalog().get(), message);
-    scheduler.Add(std::move(job));
-  };
+  auto add = [&] { AddWorkloadJob(scheduler, workload, next++); };
   for (int i = 0; i < 10000; ++i) add();
   const auto now = std::chrono::steady_clock::now();
   size_t decided = 0;
@@ -90,6 +97,15 @@ BENCHMARK(BM_DispatchStrict);
 BENCHMARK(BM_DispatchDependency);
 BENCHMARK(BM_DispatchStrictBatch);
 BENCHMARK(BM_DispatchDependencyBatch);
+
+// What every status request counts: 10,000 unfinished jobs by queue and state.
+void BM_StatusCounts(benchmark::State& state) {
+  BatchQueues scheduler(ReplicationQueue("strict"));
+  OrdersWorkload workload;
+  for (uint64_t id = 1; id <= 10000; ++id) AddWorkloadJob(scheduler, workload, id);
+  for (auto _ : state) benchmark::DoNotOptimize(scheduler.Counts());
+}
+BENCHMARK(BM_StatusCounts);
 
 // The master's commit of workload transactions 1, 2, ... after the set-up, on a SQLite file in
 // the current folder: "Time" includes the fsync, "CPU" is what the commit path costs.

@@ -161,6 +161,7 @@ class BatchQueues {
     std::unordered_set<uint64_t> readers;  // unfinished jobs since `writer` that reference it
   };
 
+  static State StateOf(const Job& job);
   // Makes `job` wait for `on` (if unfinished and not yet waited for, per `seen`).
   void Wait(Job& job, uint64_t on, std::string reason, std::unordered_set<uint64_t>& seen);
   // The job no longer executes; its batch's process is free once all of the batch is done.

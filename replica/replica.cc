@@ -177,8 +177,10 @@ Status Replica::Run(const std::atomic<bool>& stop) {
     Status polled = Poll(items, 3, wait);
     if (polled.code() == Status::Code::kUnavailable) break;
     FERRY_RETURN_IF_ERROR(polled);
-    if (items[0].revents & ZMQ_POLLIN) HandleStream();
+    // Workers first: a worker that finished its batch gets the next one before we store
+    // what arrived meanwhile, which would keep it waiting.
     if (items[1].revents & ZMQ_POLLIN) HandleWorkers();
+    if (items[0].revents & ZMQ_POLLIN) HandleStream();
     if (items[2].revents & ZMQ_POLLIN) HandleControl();
   }
   SyncAndAcknowledge();
@@ -200,7 +202,10 @@ void Replica::SayHello() {
 void Replica::HandleStream() {
   std::vector<wire::ReplicationMessage> batch;
   bool gap = false;
-  while (auto received = TryReceive(stream_socket_, /*router=*/false)) {
+  // At most a batch's worth at a time: the loop serves the workers between two.
+  while (batch.size() < kMaxBatch) {
+    auto received = TryReceive(stream_socket_, /*router=*/false);
+    if (!received) break;
     if (!received->envelope.ok()) {
       LogWarning("stream: rejected message: " + received->envelope.status().message());
       continue;
@@ -242,7 +247,10 @@ void Replica::HandleStream() {
     }
   }
   if (!batch.empty()) {
-    if (StoreBatch(std::move(batch))) Dispatch();
+    // While we waited to store, a worker may have finished: it gets its next batch before
+    // we sync, which waits for the disk.
+    if (StoreBatch(std::move(batch))) HandleWorkers();
+    if (sync_due_ && clock_->Steady() >= *sync_due_) SyncAndAcknowledge();
   } else if (gap) {
     SayHello();  // the master streams again from the first sequence we lack
   }
@@ -263,7 +271,7 @@ bool Replica::StoreBatch(std::vector<wire::ReplicationMessage> batch) {
   Post(std::move(posted).value());
   if (options_.sync_interval.count() == 0 ||
       store_->LastReceivedSequence() - acknowledged_ >= kSyncEvery) {
-    SyncAndAcknowledge();
+    sync_due_ = clock_->Steady();  // at once, by our caller or the poll loop
   } else if (!sync_due_) {
     sync_due_ = clock_->Steady() + options_.sync_interval;
   }
