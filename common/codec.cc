@@ -1,5 +1,8 @@
 #include "common/codec.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
 #include <algorithm>
 #include <zmq_addon.hpp>
 
@@ -43,6 +46,17 @@ StatusOr<wire::Envelope> Decode(const std::vector<zmq::message_t>& frames) {
     return Status::Malformed("envelope carries no message this protocol version knows");
   }
   return envelope;
+}
+
+std::string DeterministicBytes(const google::protobuf::Message& message) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    message.SerializeToCodedStream(&coded);
+  }
+  return bytes;
 }
 
 std::string BodyName(const wire::Envelope& envelope) {

@@ -25,6 +25,10 @@ std::vector<zmq::message_t> Encode(const wire::Envelope& envelope);
 // bytes that are not an envelope, an envelope with no message, or too many frames.
 StatusOr<wire::Envelope> Decode(const std::vector<zmq::message_t>& frames);
 
+// The bytes of `message` with map entries in key order: equal messages give equal bytes,
+// which a plain serialization (maps in hash order) does not promise. For comparing messages.
+std::string DeterministicBytes(const google::protobuf::Message& message);
+
 // The name of the message an envelope carries ("SubmitRequest"), for logs and errors.
 std::string BodyName(const wire::Envelope& envelope);
 

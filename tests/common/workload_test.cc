@@ -3,8 +3,6 @@
 #include "common/workload.h"
 
 #include <gmock/gmock.h>
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 #include <map>
 #include <memory>
@@ -13,22 +11,11 @@
 #include <vector>
 
 #include "common/catalog.h"
+#include "common/codec.h"
 #include "test_util.h"
 
 namespace ferry {
 namespace {
-
-// The bytes of `request` with map entries in key order, so equal requests give equal bytes.
-std::string DeterministicBytes(const wire::SubmitRequest& request) {
-  std::string bytes;
-  {
-    google::protobuf::io::StringOutputStream stream(&bytes);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    request.SerializeToCodedStream(&coded);
-  }
-  return bytes;
-}
 
 // Changes of `request` on `lu` with `action`.
 std::vector<const wire::LuChange*> ChangesOf(const wire::SubmitRequest& request,
