@@ -248,9 +248,8 @@ void Replica::HandleStream() {
   }
   if (!batch.empty()) {
     // While we waited to store, a worker may have finished: it gets its next batch before
-    // we sync, which waits for the disk.
+    // the poll loop syncs, which waits for the disk.
     if (StoreBatch(std::move(batch))) HandleWorkers();
-    if (sync_due_ && clock_->Steady() >= *sync_due_) SyncAndAcknowledge();
   } else if (gap) {
     SayHello();  // the master streams again from the first sequence we lack
   }
@@ -271,7 +270,7 @@ bool Replica::StoreBatch(std::vector<wire::ReplicationMessage> batch) {
   Post(std::move(posted).value());
   if (options_.sync_interval.count() == 0 ||
       store_->LastReceivedSequence() - acknowledged_ >= kSyncEvery) {
-    sync_due_ = clock_->Steady();  // at once, by our caller or the poll loop
+    sync_due_ = clock_->Steady();  // at once, by the poll loop
   } else if (!sync_due_) {
     sync_due_ = clock_->Steady() + options_.sync_interval;
   }

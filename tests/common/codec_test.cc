@@ -139,6 +139,22 @@ TEST(CodecTest, BodyNameNamesTheMessage) {
   EXPECT_EQ(BodyName(envelope), "Ack");
 }
 
+// Equal messages whose maps were filled in different orders give the same bytes, and a
+// different value gives different ones.
+TEST(CodecTest, DeterministicBytesOfEqualMessagesAreEqual) {
+  wire::LuChange forward, backward;
+  for (int i = 0; i < 50; ++i) {
+    (*forward.mutable_attributes())["a" + std::to_string(i)] = std::to_string(i);
+    (*backward.mutable_attributes())["a" + std::to_string(49 - i)] = std::to_string(49 - i);
+  }
+  EXPECT_EQ(DeterministicBytes(forward), DeterministicBytes(backward));
+  wire::LuChange parsed;
+  ASSERT_TRUE(parsed.ParseFromString(DeterministicBytes(forward)));
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(parsed, forward));
+  (*backward.mutable_attributes())["a7"] = "changed";
+  EXPECT_NE(DeterministicBytes(forward), DeterministicBytes(backward));
+}
+
 TEST(CodecTest, DecodeRejectsOneFrame) {
   StatusOr<wire::Envelope> decoded = Decode(Frames({std::string(kProtocolHeader)}));
   ASSERT_FALSE(decoded.ok());
