@@ -1,13 +1,16 @@
-// Google Benchmark micro-benchmarks of two hot paths: the codec (encode and decode of a
-// workload transaction's replication message) and the batch queue's dispatch decision with
-// 10,000 waiting jobs (strict and dependency ordering). Run by bench/run.sh.
+// Google Benchmark micro-benchmarks of the hot paths: the codec (encode and decode of a
+// workload transaction's replication message), the batch queue's dispatch decision with
+// 10,000 waiting jobs (strict and dependency ordering), the status counts, the master's
+// commit and a worker's apply. Run by bench/run.sh.
 #include <benchmark/benchmark.h>
 
 #include "common/catalog.h"
+#include "common/clock.h"
 #include "common/codec.h"
 #include "common/workload.h"
 #include "master/master_store.h"
 #include "replica/batch_queues.h"
+#include "replica/replica_store.h"
 
 namespace ferry {
 namespace {
@@ -129,6 +132,64 @@ void BM_MasterCommit(benchmark::State& state) {
   for (const char* suffix : {"", "-wal", "-shm", "-commits"}) std::remove((path + suffix).c_str());
 }
 BENCHMARK(BM_MasterCommit);
+
+// A worker's apply: batches of `batch` workload jobs (after the configuration and the set-up)
+// in one ReplicaStore::ApplyJobs each, on a SQLite file in the current folder, as many batches
+// as the benchmark runs (the tables grow as they would in a catch-up). The messages are
+// stored in the inbox untimed.
+void BM_ApplyBatch(benchmark::State& state) {
+  const std::string path = "ferry-micro-replica.db";
+  for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
+  auto store = OpenSqliteReplicaStore(path, {});
+  if (!store.ok()) std::abort();
+  uint64_t sequence = 0;
+  auto store_and_apply = [&](std::vector<wire::ReplicationMessage> messages) {
+    for (auto& m : messages) m.set_sequence(++sequence);
+    auto jobs = (*store)->StoreMessages(
+        std::move(messages), [](wire::MessageClass) { return std::string(kReplicationQueue); }, 0);
+    if (!jobs.ok()) std::abort();
+    std::vector<ReplicaStore::Attempt> attempts;
+    for (const Job& job : *jobs) attempts.push_back({job.id, 1, "bench", 1, 0});
+    return attempts;
+  };
+  auto apply = [&](const std::vector<ReplicaStore::Attempt>& attempts) {
+    for (const Status& s : (*store)->ApplyJobs(attempts, *SystemClock::Default())) {
+      if (!s.ok()) std::abort();
+    }
+  };
+  auto message_of = [](wire::MessageClass message_class) {
+    wire::ReplicationMessage m;
+    m.set_message_class(message_class);
+    return m;
+  };
+  wire::ReplicationMessage configuration = message_of(wire::RECEIVE_CONFIGURATION);
+  *configuration.mutable_configuration() = DeployedCatalog()->proto();
+  apply(store_and_apply({configuration}));
+  OrdersWorkload workload;
+  std::vector<wire::ReplicationMessage> set_up;
+  for (const auto& request : workload.SetUp()) {
+    set_up.push_back(message_of(wire::RECEIVE_MESSAGE));
+    *set_up.back().mutable_changes() = request.changes();
+  }
+  apply(store_and_apply(std::move(set_up)));
+  const size_t batch = static_cast<size_t>(state.range(0));
+  uint64_t next = 1;
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::vector<wire::ReplicationMessage> messages;
+    for (size_t i = 0; i < batch; ++i) {
+      messages.push_back(message_of(wire::RECEIVE_MESSAGE));
+      *messages.back().mutable_changes() = workload.Transaction(next++).changes();
+    }
+    const auto attempts = store_and_apply(std::move(messages));
+    state.ResumeTiming();
+    apply(attempts);
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(next - 1));
+  store->reset();
+  for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
+}
+BENCHMARK(BM_ApplyBatch)->Arg(1)->Arg(1024)->Iterations(30);
 
 }  // namespace
 }  // namespace ferry

@@ -104,14 +104,13 @@ class ReplicaStore {
     int pid = 0;
     int64_t started_at_us = 0;  // when the worker took the job
   };
-  // Applies the jobs in order in one transaction, each in a savepoint, and records each
-  // attempt: a Receive_Message job's LU changes, a Receive_Configuration job's tables and
-  // catalog, a Receive_Snapshot part's rows (the first part empties the LU tables first).
-  // A job Ready already changes nothing (its attempt says AlreadyReady). A job that fails
-  // rolls back alone and is marked Error with the message (naming the job, the LU, the key
-  // and what failed); the jobs after it are not attempted. Returns one Status per attempted
-  // job. Each attempt's start and end are its own; every applied job's finish time is the
-  // batch's commit, from `clock` just before the COMMIT.
+  // Applies the jobs in order in one transaction and records each attempt: a Receive_Message job's
+  // LU changes, a Receive_Configuration job's tables and catalog, a Receive_Snapshot part's rows
+  // (the first part empties the LU tables first). A job Ready already changes nothing (its attempt
+  // says AlreadyReady). A job that fails rolls back alone and is marked Error with the message
+  // (naming the job, the LU, the key and what failed); the jobs after it are not attempted. Returns
+  // one Status per attempted job. Each attempt's start and end are its own; every applied job's
+  // finish time is the batch's commit, from `clock` just before the COMMIT.
   virtual std::vector<Status> ApplyJobs(const std::vector<Attempt>& attempts,
                                         const Clock& clock) = 0;
   // One job: ApplyJobs of it alone.

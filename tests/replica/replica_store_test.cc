@@ -512,6 +512,27 @@ TEST_F(ReplicaStoreTest, AnAttemptNumberRecordedAlreadyIsNotOverwritten) {
   EXPECT_EQ(Rows("Company").size(), 1u);
 }
 
+// A batch applies whole or, when anything in it fails (here the second job's attempt number,
+// recorded already), again job by job: the first job's rows are written once, not twice.
+TEST_F(ReplicaStoreTest, BatchWithAnAttemptNumberRecordedAlreadyAppliesEveryJobOnce) {
+  std::vector<Job> jobs = InstallConfigurationAnd({NewCompany("C1"), NewCompany("C2")});
+  ASSERT_EQ(jobs.size(), 2u);
+  ASSERT_OK(Apply(jobs[1].id, /*attempt=*/1, kNowUs));
+
+  std::vector<Status> results = store_->ApplyJobs(
+      {MakeAttempt(jobs[0].id, 1, kNowUs + 100), MakeAttempt(jobs[1].id, 1, kNowUs + 100)},
+      testing::FixedClock(kNowUs + 500));
+
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_OK(results[0]);
+  EXPECT_OK(results[1]);
+  EXPECT_EQ(Rows("Company").size(), 2u);
+  EXPECT_THAT(Outcomes(Record(jobs[0].id)), ElementsAre("Ready"));
+  wire::JobRecord second = Record(jobs[1].id);
+  EXPECT_THAT(Outcomes(second), ElementsAre("Ready", "AlreadyReady"));
+  EXPECT_EQ(second.attempt_log(1).attempt(), 2u);
+}
+
 TEST_F(ReplicaStoreTest, ApplyJobAppliesEveryChangeOfItsMessage) {
   InstallConfigurationAnd({});
   std::vector<Job> jobs =
