@@ -144,9 +144,13 @@ void BM_ApplyBatch(benchmark::State& state) {
   if (!store.ok()) std::abort();
   uint64_t sequence = 0;
   auto store_and_apply = [&](std::vector<wire::ReplicationMessage> messages) {
-    for (auto& m : messages) m.set_sequence(++sequence);
+    std::vector<ReceivedMessage> received;
+    for (auto& m : messages) {
+      m.set_sequence(++sequence);
+      received.push_back(AsReceived(m));
+    }
     auto jobs = (*store)->StoreMessages(
-        std::move(messages), [](wire::MessageClass) { return std::string(kReplicationQueue); }, 0);
+        received, [](wire::MessageClass) { return std::string(kReplicationQueue); }, 0);
     if (!jobs.ok()) std::abort();
     std::vector<ReplicaStore::Attempt> attempts;
     for (const Job& job : *jobs) attempts.push_back({job.id, 1, "bench", 1, 0});

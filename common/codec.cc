@@ -8,16 +8,12 @@
 
 namespace ferry {
 
-std::vector<zmq::message_t> Encode(const wire::Envelope& envelope) {
-  std::vector<zmq::message_t> frames;
-  frames.emplace_back(kProtocolHeader.data(), kProtocolHeader.size());
-  zmq::message_t body(envelope.ByteSizeLong());
-  envelope.SerializeWithCachedSizesToArray(static_cast<uint8_t*>(body.data()));
-  frames.push_back(std::move(body));
-  return frames;
-}
+namespace {
 
-StatusOr<wire::Envelope> Decode(const std::vector<zmq::message_t>& frames) {
+zmq::message_t Header() { return zmq::message_t(kProtocolHeader.data(), kProtocolHeader.size()); }
+
+// The body frame of a Ferry message, once the frame count, the header and the size are right.
+StatusOr<std::string_view> Body(const std::vector<zmq::message_t>& frames) {
   if (frames.size() != 2) {
     return Status::Malformed("expected 2 frames (protocol header, envelope), got " +
                              std::to_string(frames.size()));
@@ -32,11 +28,15 @@ StatusOr<wire::Envelope> Decode(const std::vector<zmq::message_t>& frames) {
     return Status::Malformed("first frame is not the Ferry protocol header " +
                              std::string(kProtocolHeader));
   }
-  const zmq::message_t& body = frames[1];
+  std::string_view body(static_cast<const char*>(frames[1].data()), frames[1].size());
   if (body.size() > kMaxBodyBytes) {
     return Status::Malformed("envelope of " + std::to_string(body.size()) +
                              " bytes exceeds the limit of " + std::to_string(kMaxBodyBytes));
   }
+  return body;
+}
+
+StatusOr<wire::Envelope> DecodeBody(std::string_view body) {
   wire::Envelope envelope;
   if (!envelope.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
     return Status::Malformed("envelope of " + std::to_string(body.size()) +
@@ -46,6 +46,89 @@ StatusOr<wire::Envelope> Decode(const std::vector<zmq::message_t>& frames) {
     return Status::Malformed("envelope carries no message this protocol version knows");
   }
   return envelope;
+}
+
+Status SendFrames(zmq::socket_t& socket, std::vector<zmq::message_t> body,
+                  const std::string& identity, const std::string& what) {
+  std::vector<zmq::message_t> frames;
+  if (!identity.empty()) frames.emplace_back(identity.data(), identity.size());
+  for (auto& frame : body) frames.push_back(std::move(frame));
+  try {
+    if (!zmq::send_multipart(socket, frames, zmq::send_flags::dontwait)) {
+      return Status::Unavailable("send queue full (high-water mark reached) for " + what);
+    }
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EHOSTUNREACH) return Status::NotFound("peer is no longer connected");
+    return Status::Unavailable(std::string("send failed: ") + e.what());
+  }
+  return Status::Ok();
+}
+
+// Takes one multipart message off `socket` without blocking; false when none is waiting or
+// the context is shutting down (ETERM: the caller's loop ends on its own check).
+bool ReceiveFrames(zmq::socket_t& socket, std::vector<zmq::message_t>* frames) {
+  try {
+    return zmq::recv_multipart(socket, std::back_inserter(*frames), zmq::recv_flags::dontwait)
+        .has_value();
+  } catch (const zmq::error_t&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+std::vector<zmq::message_t> Encode(const wire::Envelope& envelope) {
+  std::vector<zmq::message_t> frames;
+  frames.push_back(Header());
+  zmq::message_t body(envelope.ByteSizeLong());
+  envelope.SerializeWithCachedSizesToArray(static_cast<uint8_t*>(body.data()));
+  frames.push_back(std::move(body));
+  return frames;
+}
+
+StatusOr<wire::Envelope> Decode(const std::vector<zmq::message_t>& frames) {
+  auto body = Body(frames);
+  if (!body.ok()) return body.status();
+  return DecodeBody(*body);
+}
+
+ReceivedMessage AsReceived(const wire::ReplicationMessage& message) {
+  ReceivedMessage received;
+  received.bytes = message.SerializeAsString();
+  received.header.ParseFromString(received.bytes);
+  return received;
+}
+
+std::vector<zmq::message_t> EncodeReplicationMessage(std::string_view message) {
+  wire::ReplicationMessageEnvelope envelope;
+  envelope.set_replication_message(std::string(message));
+  std::vector<zmq::message_t> frames;
+  frames.push_back(Header());
+  zmq::message_t body(envelope.ByteSizeLong());
+  envelope.SerializeWithCachedSizesToArray(static_cast<uint8_t*>(body.data()));
+  frames.push_back(std::move(body));
+  return frames;
+}
+
+StatusOr<StreamItem> DecodeStream(const std::vector<zmq::message_t>& frames) {
+  auto body = Body(frames);
+  if (!body.ok()) return body.status();
+  StreamItem item;
+  wire::ReplicationMessageEnvelope outer;
+  if (outer.ParseFromArray(body->data(), static_cast<int>(body->size())) &&
+      outer.has_replication_message()) {
+    ReceivedMessage& message = item.replication_message.emplace();
+    message.bytes = std::move(*outer.mutable_replication_message());
+    if (!message.header.ParseFromString(message.bytes)) {
+      return Status::Malformed("replication message of " + std::to_string(message.bytes.size()) +
+                               " bytes does not decode");
+    }
+    return item;
+  }
+  auto envelope = DecodeBody(*body);
+  if (!envelope.ok()) return envelope.status();
+  item.envelope = std::move(envelope).value();
+  return item;
 }
 
 std::string DeterministicBytes(const google::protobuf::Message& message) {
@@ -66,14 +149,7 @@ std::string BodyName(const wire::Envelope& envelope) {
 
 std::optional<Received> TryReceive(zmq::socket_t& socket, bool router) {
   std::vector<zmq::message_t> frames;
-  try {
-    if (!zmq::recv_multipart(socket, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
-      return std::nullopt;
-    }
-  } catch (const zmq::error_t& e) {
-    // ETERM: the context is shutting down; the caller's loop ends on its own check.
-    return std::nullopt;
-  }
+  if (!ReceiveFrames(socket, &frames)) return std::nullopt;
   Received received{{}, Status::Malformed("empty message")};
   if (router) {
     received.identity = frames.front().to_string();
@@ -81,6 +157,12 @@ std::optional<Received> TryReceive(zmq::socket_t& socket, bool router) {
   }
   received.envelope = Decode(frames);
   return received;
+}
+
+std::optional<StatusOr<StreamItem>> TryReceiveStream(zmq::socket_t& socket) {
+  std::vector<zmq::message_t> frames;
+  if (!ReceiveFrames(socket, &frames)) return std::nullopt;
+  return DecodeStream(frames);
 }
 
 StatusOr<wire::Envelope> ReceiveWithin(zmq::socket_t& socket, int timeout_ms) {
@@ -95,19 +177,12 @@ StatusOr<wire::Envelope> ReceiveWithin(zmq::socket_t& socket, int timeout_ms) {
 }
 
 Status Send(zmq::socket_t& socket, const wire::Envelope& envelope, const std::string& identity) {
-  std::vector<zmq::message_t> frames;
-  if (!identity.empty()) frames.emplace_back(identity.data(), identity.size());
-  for (auto& frame : Encode(envelope)) frames.push_back(std::move(frame));
-  try {
-    if (!zmq::send_multipart(socket, frames, zmq::send_flags::dontwait)) {
-      return Status::Unavailable("send queue full (high-water mark reached) for " +
-                                 BodyName(envelope));
-    }
-  } catch (const zmq::error_t& e) {
-    if (e.num() == EHOSTUNREACH) return Status::NotFound("peer is no longer connected");
-    return Status::Unavailable(std::string("send failed: ") + e.what());
-  }
-  return Status::Ok();
+  return SendFrames(socket, Encode(envelope), identity, BodyName(envelope));
+}
+
+Status SendReplicationMessage(zmq::socket_t& socket, std::string_view message,
+                              const std::string& identity) {
+  return SendFrames(socket, EncodeReplicationMessage(message), identity, "ReplicationMessage");
 }
 
 Status Poll(zmq::pollitem_t* items, size_t count, std::chrono::milliseconds timeout) {

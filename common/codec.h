@@ -25,6 +25,28 @@ std::vector<zmq::message_t> Encode(const wire::Envelope& envelope);
 // bytes that are not an envelope, an envelope with no message, or too many frames.
 StatusOr<wire::Envelope> Decode(const std::vector<zmq::message_t>& frames);
 
+// A replication message as the stream carries it: its bytes, which the inbox stores as they
+// are, and its header, which the replica reads (the changes stay bytes there).
+struct ReceivedMessage {
+  wire::ReplicationMessageHeader header;
+  std::string bytes;
+};
+// `message` as the stream would bring it.
+ReceivedMessage AsReceived(const wire::ReplicationMessage& message);
+
+// The frames of an envelope carrying the replication message whose bytes are `message`,
+// which are not parsed (the master sends what its outbox holds).
+std::vector<zmq::message_t> EncodeReplicationMessage(std::string_view message);
+
+// What a replica's stream socket takes: a replication message, kept as its bytes, or any
+// other envelope, decoded.
+struct StreamItem {
+  std::optional<ReceivedMessage> replication_message;
+  wire::Envelope envelope;  // when it is not a replication message
+};
+// Decode's checks, then: a replication message whose header does not decode fails, naming it.
+StatusOr<StreamItem> DecodeStream(const std::vector<zmq::message_t>& frames);
+
 // The bytes of `message` with map entries in key order: equal messages give equal bytes,
 // which a plain serialization (maps in hash order) does not promise. For comparing messages.
 std::string DeterministicBytes(const google::protobuf::Message& message);
@@ -43,6 +65,9 @@ struct Received {
 // context is shutting down. `router` says whether the first frame is a peer identity.
 std::optional<Received> TryReceive(zmq::socket_t& socket, bool router);
 
+// TryReceive for a replica's stream socket (a DEALER): replication messages stay bytes.
+std::optional<StatusOr<StreamItem>> TryReceiveStream(zmq::socket_t& socket);
+
 // Waits up to `timeout_ms` for one message on a non-ROUTER socket.
 StatusOr<wire::Envelope> ReceiveWithin(zmq::socket_t& socket, int timeout_ms);
 
@@ -51,6 +76,9 @@ StatusOr<wire::Envelope> ReceiveWithin(zmq::socket_t& socket, int timeout_ms);
 // drop.
 Status Send(zmq::socket_t& socket, const wire::Envelope& envelope,
             const std::string& identity = {});
+// Send of the replication message whose bytes are `message` (EncodeReplicationMessage).
+Status SendReplicationMessage(zmq::socket_t& socket, std::string_view message,
+                              const std::string& identity);
 
 // Polls `items` for up to `timeout`. A signal (EINTR) is a normal return with no events, so
 // the caller's loop rechecks its stop flag; a context that is shutting down is Unavailable.

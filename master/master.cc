@@ -245,12 +245,7 @@ void Master::Pump(const std::string& site) {
     }
     if (entries->empty()) return;
     for (const auto& entry : *entries) {
-      wire::Envelope envelope;
-      if (!envelope.mutable_replication_message()->ParseFromString(entry.message)) {
-        LogError("outbox entry " + site + "#" + std::to_string(entry.sequence) + " is corrupt");
-        return;
-      }
-      Status sent = Send(stream_socket_, envelope, peer.identity);
+      Status sent = SendReplicationMessage(stream_socket_, entry.message, peer.identity);
       if (!sent.ok()) {
         // Gone: it says hello again when it is back. Full: the next ack or heartbeat resumes.
         LogWarning("stream to " + site + " paused at sequence " + std::to_string(entry.sequence) +

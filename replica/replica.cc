@@ -200,32 +200,34 @@ void Replica::SayHello() {
 }
 
 void Replica::HandleStream() {
-  std::vector<wire::ReplicationMessage> batch;
+  std::vector<ReceivedMessage> batch;
   bool gap = false;
   // At most a batch's worth at a time: the loop serves the workers between two.
   while (batch.size() < kMaxBatch) {
-    auto received = TryReceive(stream_socket_, /*router=*/false);
+    auto received = TryReceiveStream(stream_socket_);
     if (!received) break;
-    if (!received->envelope.ok()) {
-      LogWarning("stream: rejected message: " + received->envelope.status().message());
+    if (!received->ok()) {
+      LogWarning("stream: rejected message: " + received->status().message());
       continue;
     }
-    wire::Envelope& envelope = *received->envelope;
     last_heard_from_master_ = clock_->Steady();
     const uint64_t expected = store_->LastReceivedSequence() + batch.size() + 1;
-    if (envelope.has_replication_message()) {
-      wire::ReplicationMessage& message = *envelope.mutable_replication_message();
-      if (message.site() != options_.site) {
-        LogWarning("stream: dropped a message for site '" + message.site() + "'; this is " +
+    if (auto& message = (*received)->replication_message) {
+      const wire::ReplicationMessageHeader& header = message->header;
+      if (header.site() != options_.site) {
+        LogWarning("stream: dropped a message for site '" + header.site() + "'; this is " +
                    options_.site);
-      } else if (message.sequence() < expected) {
+      } else if (header.sequence() < expected) {
         // A duplicate of what we hold (a resend after a hello): nothing to do.
-      } else if (message.sequence() > expected) {
+      } else if (header.sequence() > expected) {
         gap = true;
       } else {
-        batch.push_back(std::move(message));
+        batch.push_back(std::move(*message));
       }
-    } else if (envelope.has_stream_reset()) {
+      continue;
+    }
+    const wire::Envelope& envelope = (*received)->envelope;
+    if (envelope.has_stream_reset()) {
       const wire::StreamReset& reset = envelope.stream_reset();
       if (!StoreBatch(std::move(batch))) return;
       batch.clear();
@@ -255,19 +257,18 @@ void Replica::HandleStream() {
   }
 }
 
-bool Replica::StoreBatch(std::vector<wire::ReplicationMessage> batch) {
+bool Replica::StoreBatch(std::vector<ReceivedMessage> batch) {
   if (batch.empty()) return true;
-  const std::string sequences =
-      std::to_string(batch.front().sequence()) + ".." + std::to_string(batch.back().sequence());
   // One transaction for everything that arrived together; acknowledged once synced.
   auto posted = store_->StoreMessages(
-      std::move(batch), [this](wire::MessageClass c) { return options_.queues.QueueFor(c).name; },
+      batch, [this](wire::MessageClass c) { return options_.queues.QueueFor(c).name; },
       clock_->NowMicros());
   if (!posted.ok()) {
-    LogError("storing messages " + sequences + ": " + posted.status().message());
+    LogError("storing messages " + std::to_string(batch.front().header.sequence()) + ".." +
+             std::to_string(batch.back().header.sequence()) + ": " + posted.status().message());
     return false;  // not acknowledged: the master sends them again after our next hello
   }
-  Post(std::move(posted).value());
+  Post(std::move(posted).value(), batch);
   if (options_.sync_interval.count() == 0 ||
       store_->LastReceivedSequence() - acknowledged_ >= kSyncEvery) {
     sync_due_ = clock_->Steady();  // at once, by the poll loop
@@ -297,8 +298,19 @@ void Replica::SyncAndAcknowledge() {
   (void)Send(stream_socket_, ack);
 }
 
-void Replica::Post(std::vector<Job> jobs) {
-  for (const Job& job : jobs) {
+void Replica::Post(std::vector<Job> jobs, const std::vector<ReceivedMessage>& messages) {
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    Job& job = jobs[i];
+    // Only a configuration (its catalog), a snapshot (a barrier) and dependency ordering (the
+    // rows a job touches) need the whole message; the others are scheduled by their class.
+    const wire::MessageClass message_class = messages[i].header.message_class();
+    const QueueConfig* queue = options_.queues.Find(job.queue);
+    if (message_class != wire::RECEIVE_MESSAGE ||
+        (queue && queue->ordering == Ordering::kDependency)) {
+      // A message that does not parse fails in its worker, which says so in the job's error.
+      (void)job.message.ParseFromString(messages[i].bytes);
+    }
+    job.message.set_message_class(message_class);
     if (job.message.message_class() == wire::RECEIVE_CONFIGURATION) {
       if (auto catalog = CatalogOf(job.message.configuration())) catalog_ = std::move(catalog);
     }

@@ -83,13 +83,14 @@ class Replica {
 
   void HandleStream();
   // Stores and posts `batch` and acknowledges it; false (logged) if it could not be stored.
-  bool StoreBatch(std::vector<wire::ReplicationMessage> batch);
+  bool StoreBatch(std::vector<ReceivedMessage> batch);
   // Syncs what is stored and acknowledges it, if anything awaits that.
   void SyncAndAcknowledge();
   void HandleWorkers();
   void HandleControl();
   void SayHello();
-  void Post(std::vector<Job> jobs);
+  // Puts the stored `jobs` on their queues; `messages` are theirs, in the same order.
+  void Post(std::vector<Job> jobs, const std::vector<ReceivedMessage>& messages);
   void Dispatch();
   void OnJobResult(const wire::JobResult& result, const std::string& queue);
   void CheckWorkers();

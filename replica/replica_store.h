@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/codec.h"
 #include "common/status.h"
 #include "proto/config.pb.h"
 #include "proto/ferry.pb.h"
@@ -26,9 +27,9 @@ struct Job {
   uint64_t sequence = 0;  // of the replication message it applies
   std::string queue;
   JobState state = JobState::kPosted;
-  int attempts = 0;           // every attempt so far
-  int released_attempts = 0;  // attempts when an operator last retried it
-  wire::ReplicationMessage message;
+  int attempts = 0;                  // every attempt so far
+  int released_attempts = 0;         // attempts when an operator last retried it
+  wire::ReplicationMessage message;  // empty in what StoreMessages returns
 };
 
 // Operator overrides of a queue's configuration, kept across restarts.
@@ -48,13 +49,14 @@ class ReplicaStore {
 
   // ---- Used by the replica node.
 
-  // In one transaction: stores each message in the inbox and posts it as a job on the queue
-  // `queue_for` names for its class. Durable only after the next Sync() (a power cut may take
-  // back the newest of these commits, never an older one without them: WAL commits survive
-  // as a prefix). REQUIRES: sequences continue LastReceivedSequence() without a gap.
-  // Returns the posted jobs, messages included.
+  // In one transaction: stores each message in the inbox, its bytes as they are, and posts it
+  // as a job on the queue `queue_for` names for its class. Durable only after the next Sync()
+  // (a power cut may take back the newest of these commits, never an older one without them:
+  // WAL commits survive as a prefix). REQUIRES: sequences continue LastReceivedSequence()
+  // without a gap. Returns the posted jobs, one per message, in order, without their messages
+  // (the caller has them).
   virtual StatusOr<std::vector<Job>> StoreMessages(
-      std::vector<wire::ReplicationMessage> messages,
+      const std::vector<ReceivedMessage>& messages,
       const std::function<std::string(wire::MessageClass)>& queue_for, int64_t now_us) = 0;
 
   virtual uint64_t LastReceivedSequence() const = 0;

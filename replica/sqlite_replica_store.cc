@@ -98,7 +98,7 @@ class SqliteReplicaStore final : public ReplicaStore {
   }
 
   StatusOr<std::vector<Job>> StoreMessages(
-      std::vector<wire::ReplicationMessage> messages,
+      const std::vector<ReceivedMessage>& messages,
       const std::function<std::string(wire::MessageClass)>& queue_for, int64_t now_us) override {
     auto transaction = sqlite::Transaction::Begin(db_);
     if (!transaction.ok()) return transaction.status();
@@ -116,14 +116,12 @@ class SqliteReplicaStore final : public ReplicaStore {
     }
     std::vector<Job> posted;
     uint64_t expected = last_received_ + 1;
-    std::string bytes;
-    for (auto& message : messages) {
+    for (const auto& [message, bytes] : messages) {
       if (message.sequence() != expected) {
         return Status::Internal("message " + std::to_string(message.sequence()) +
                                 " does not follow " + std::to_string(expected - 1));
       }
       ++expected;
-      message.SerializeToString(&bytes);
       FERRY_RETURN_IF_ERROR((*insert_inbox)
                                 ->Bind(1, static_cast<int64_t>(message.sequence()))
                                 .Bind(2, static_cast<int64_t>(message.message_class()))
@@ -142,7 +140,6 @@ class SqliteReplicaStore final : public ReplicaStore {
                                 .Bind(4, now_us)
                                 .Run());
       job.id = sqlite3_last_insert_rowid(db_.handle());
-      job.message = std::move(message);  // the jobs carry the messages on, without a copy
       posted.push_back(std::move(job));
     }
     FERRY_RETURN_IF_ERROR((*set_last)->Bind(1, std::to_string(expected - 1)).Run());

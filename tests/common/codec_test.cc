@@ -75,19 +75,25 @@ TEST(CodecTest, SubmitRequestRoundTripsWithKeysAttributesAndRequestId) {
   EXPECT_EQ(decoded.submit_request().changes(1).action(), wire::REMOVE);
 }
 
+// Sequence 12 of SITE-A's stream: one MODIFY of a Company.
+wire::ReplicationMessage RenameCompany() {
+  wire::ReplicationMessage message;
+  message.set_site("SITE-A");
+  message.set_sequence(12);
+  message.set_message_class(wire::RECEIVE_MESSAGE);
+  message.set_origin_site("MASTER");
+  message.set_transaction_id(99);
+  message.set_commit_time_us(1'700'000'000'000'000);
+  wire::LuChange* company = AddChange(message.mutable_changes(), "Company", wire::MODIFY);
+  (*company->mutable_keys())["company_id"] = "C1";
+  (*company->mutable_attributes())["name"] = "Renamed";
+  return message;
+}
+
 TEST(CodecTest, ReplicationMessageRoundTrips) {
   wire::Envelope envelope;
   envelope.set_request_id(7);
-  wire::ReplicationMessage* message = envelope.mutable_replication_message();
-  message->set_site("SITE-A");
-  message->set_sequence(12);
-  message->set_message_class(wire::RECEIVE_MESSAGE);
-  message->set_origin_site("MASTER");
-  message->set_transaction_id(99);
-  message->set_commit_time_us(1'700'000'000'000'000);
-  wire::LuChange* company = AddChange(message->mutable_changes(), "Company", wire::MODIFY);
-  (*company->mutable_keys())["company_id"] = "C1";
-  (*company->mutable_attributes())["name"] = "Renamed";
+  *envelope.mutable_replication_message() = RenameCompany();
 
   wire::Envelope decoded = RoundTrip(envelope);
 
@@ -95,6 +101,65 @@ TEST(CodecTest, ReplicationMessageRoundTrips) {
   EXPECT_EQ(decoded.request_id(), 7u);
   EXPECT_EQ(decoded.replication_message().sequence(), 12u);
   EXPECT_EQ(decoded.replication_message().changes(0).attributes().at("name"), "Renamed");
+}
+
+TEST(CodecTest, ReplicationMessageSentAsBytesDecodesAsTheMessage) {
+  const wire::ReplicationMessage message = RenameCompany();
+
+  StatusOr<wire::Envelope> decoded = Decode(EncodeReplicationMessage(message.SerializeAsString()));
+
+  ASSERT_OK(decoded.status());
+  ASSERT_TRUE(decoded->has_replication_message());
+  EXPECT_EQ(DeterministicBytes(decoded->replication_message()), DeterministicBytes(message));
+}
+
+TEST(CodecTest, DecodeStreamKeepsAReplicationMessageAsItsBytesWithItsHeader) {
+  wire::Envelope envelope;
+  *envelope.mutable_replication_message() = RenameCompany();
+  const std::vector<zmq::message_t> frames = Encode(envelope);
+
+  StatusOr<StreamItem> item = DecodeStream(frames);
+
+  ASSERT_OK(item.status());
+  ASSERT_TRUE(item->replication_message.has_value());
+  const wire::ReplicationMessageHeader& header = item->replication_message->header;
+  EXPECT_EQ(header.site(), "SITE-A");
+  EXPECT_EQ(header.sequence(), 12u);
+  EXPECT_EQ(header.message_class(), wire::RECEIVE_MESSAGE);
+  EXPECT_EQ(header.transaction_id(), 99u);
+  EXPECT_EQ(header.commit_time_us(), 1'700'000'000'000'000);
+  wire::ReplicationMessage parsed;
+  ASSERT_TRUE(parsed.ParseFromString(item->replication_message->bytes));
+  EXPECT_EQ(DeterministicBytes(parsed), DeterministicBytes(envelope.replication_message()));
+  // AsReceived gives what the stream gives.
+  EXPECT_EQ(AsReceived(parsed).bytes, item->replication_message->bytes);
+  EXPECT_EQ(AsReceived(parsed).header.sequence(), 12u);
+}
+
+TEST(CodecTest, DecodeStreamDecodesAnyOtherEnvelope) {
+  wire::Envelope heartbeat;
+  heartbeat.mutable_heartbeat()->set_latest_sequence(9);
+
+  StatusOr<StreamItem> item = DecodeStream(Encode(heartbeat));
+
+  ASSERT_OK(item.status());
+  EXPECT_FALSE(item->replication_message.has_value());
+  EXPECT_EQ(item->envelope.heartbeat().latest_sequence(), 9u);
+}
+
+TEST(CodecTest, DecodeStreamRejectsAReplicationMessageThatDoesNotDecode) {
+  StatusOr<StreamItem> item = DecodeStream(EncodeReplicationMessage("\x0a\xff\xff"));
+
+  ASSERT_FALSE(item.ok());
+  EXPECT_EQ(item.status().code(), Status::Code::kMalformed);
+  EXPECT_THAT(item.status().message(), HasSubstr("replication message of 3 bytes"));
+}
+
+TEST(CodecTest, DecodeStreamRejectsWhatDecodeRejects) {
+  EXPECT_THAT(DecodeStream(Frames({"HTTP/1.1", "x"})).status().message(),
+              HasSubstr("not the Ferry protocol header"));
+  EXPECT_THAT(DecodeStream(Frames({std::string(kProtocolHeader), "\xff\xff"})).status().message(),
+              HasSubstr("does not decode as a Ferry envelope"));
 }
 
 TEST(CodecTest, AckRoundTrips) {
@@ -295,6 +360,28 @@ TEST_F(CodecSocketTest, DealerAndRouterExchangeEnvelopes) {
   ASSERT_OK(reply.status());
   EXPECT_EQ(reply->request_id(), 5u);
   EXPECT_EQ(reply->heartbeat().latest_sequence(), 9u);
+}
+
+TEST_F(CodecSocketTest, ReplicationMessageSentAsBytesArrivesAsThoseBytes) {
+  // The ROUTER learns the DEALER's identity from a first message.
+  wire::Envelope hello;
+  hello.mutable_stream_hello()->set_site("SITE-A");
+  ASSERT_OK(Send(dealer_, hello));
+  std::optional<Received> received;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return (received = TryReceive(router_, /*router=*/true)).has_value(); },
+      std::chrono::milliseconds(kReceiveTimeoutMs)));
+  const std::string bytes = RenameCompany().SerializeAsString();
+
+  ASSERT_OK(SendReplicationMessage(router_, bytes, received->identity));
+
+  std::optional<StatusOr<StreamItem>> item;
+  ASSERT_TRUE(testing::WaitFor([&] { return (item = TryReceiveStream(dealer_)).has_value(); },
+                               std::chrono::milliseconds(kReceiveTimeoutMs)));
+  ASSERT_OK(item->status());
+  ASSERT_TRUE((*item)->replication_message.has_value());
+  EXPECT_EQ((*item)->replication_message->bytes, bytes);
+  EXPECT_EQ((*item)->replication_message->header.sequence(), 12u);
 }
 
 TEST_F(CodecSocketTest, TryReceiveReturnsNothingWhenNothingIsWaiting) {

@@ -1,6 +1,7 @@
-// libFuzzer target: Decode of arbitrary frames. Whatever the bytes, Decode returns a value or
-// an error naming the problem, never crashes; an envelope it accepts encodes and decodes to
-// the same envelope.
+// libFuzzer target: Decode and DecodeStream of arbitrary frames. Whatever the bytes, each
+// returns a value or an error naming the problem, never crashes; an envelope Decode accepts
+// encodes and decodes to the same envelope; a replication message DecodeStream keeps as bytes
+// is sent on as exactly those bytes.
 #include <cstdint>
 #include <cstdlib>
 #include <vector>
@@ -18,6 +19,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       frames.emplace_back(data + start, i - start);
       start = i + 1;
     }
+  }
+  auto streamed = ferry::DecodeStream(frames);
+  if (!streamed.ok() && streamed.status().message().empty()) std::abort();
+  if (streamed.ok() && streamed->replication_message) {
+    const std::string& bytes = streamed->replication_message->bytes;
+    auto resent = ferry::DecodeStream(ferry::EncodeReplicationMessage(bytes));
+    if (!resent.ok() || !resent->replication_message || resent->replication_message->bytes != bytes)
+      std::abort();
   }
   auto decoded = ferry::Decode(frames);
   if (!decoded.ok()) {

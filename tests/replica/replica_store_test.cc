@@ -124,9 +124,17 @@ class ReplicaStoreTest : public ::testing::Test {
     return message;
   }
 
+  // `messages` as the stream brings them.
+  static std::vector<ReceivedMessage> Received(
+      const std::vector<wire::ReplicationMessage>& messages) {
+    std::vector<ReceivedMessage> received;
+    for (const auto& message : messages) received.push_back(AsReceived(message));
+    return received;
+  }
+
   // Stores `messages` and returns the jobs posted; fails the test if storing fails.
   std::vector<Job> Store(const std::vector<wire::ReplicationMessage>& messages) {
-    auto jobs = store_->StoreMessages(messages, QueueFor, kNowUs);
+    auto jobs = store_->StoreMessages(Received(messages), QueueFor, kNowUs);
     EXPECT_OK(jobs.status());
     return jobs.ok() ? *jobs : std::vector<Job>();
   }
@@ -268,7 +276,8 @@ class ReplicaStoreTest : public ::testing::Test {
 TEST_F(ReplicaStoreTest, StoreMessagesPostsAJobForEveryMessageOnItsClassQueue) {
   std::vector<wire::MessageClass> asked;
   auto jobs = store_->StoreMessages(
-      {Configuration(1), Changes(2, {NewCompany("C1")}), Changes(3, {NewSite("C1-S1", "C1")})},
+      Received(
+          {Configuration(1), Changes(2, {NewCompany("C1")}), Changes(3, {NewSite("C1-S1", "C1")})}),
       [&asked](wire::MessageClass message_class) {
         asked.push_back(message_class);
         return QueueFor(message_class);
@@ -281,16 +290,19 @@ TEST_F(ReplicaStoreTest, StoreMessagesPostsAJobForEveryMessageOnItsClassQueue) {
   ASSERT_EQ(jobs->size(), 3u);
   EXPECT_EQ((*jobs)[0].sequence, 1u);
   EXPECT_EQ((*jobs)[0].queue, kConfigurationQueue);
-  EXPECT_EQ((*jobs)[0].message.message_class(), wire::RECEIVE_CONFIGURATION);
-  EXPECT_TRUE(SameConfiguration((*jobs)[0].message.configuration(), catalog_->proto()));
   EXPECT_EQ((*jobs)[1].sequence, 2u);
   EXPECT_EQ((*jobs)[2].sequence, 3u);
-  for (size_t i = 1; i < jobs->size(); ++i) {
-    EXPECT_EQ((*jobs)[i].queue, kMessageQueue);
-    EXPECT_EQ((*jobs)[i].message.sequence(), (*jobs)[i].sequence);
-    ASSERT_EQ((*jobs)[i].message.changes_size(), 1);
-  }
-  EXPECT_EQ((*jobs)[2].message.changes(0).lu(), "Site");
+  for (size_t i = 1; i < jobs->size(); ++i) EXPECT_EQ((*jobs)[i].queue, kMessageQueue);
+  // The inbox holds each message as it arrived.
+  auto configuration = store_->ReadJobMessage((*jobs)[0].id);
+  ASSERT_OK(configuration.status());
+  EXPECT_EQ(configuration->message_class(), wire::RECEIVE_CONFIGURATION);
+  EXPECT_TRUE(SameConfiguration(configuration->configuration(), catalog_->proto()));
+  auto site = store_->ReadJobMessage((*jobs)[2].id);
+  ASSERT_OK(site.status());
+  EXPECT_EQ(site->sequence(), 3u);
+  ASSERT_EQ(site->changes_size(), 1);
+  EXPECT_EQ(site->changes(0).lu(), "Site");
   for (const Job& job : *jobs) {
     EXPECT_EQ(job.state, JobState::kPosted);
     EXPECT_EQ(job.attempts, 0);
@@ -339,7 +351,7 @@ TEST_F(ReplicaStoreTest, NonContiguousBatchIsRejectedAndStoresNothing) {
   ASSERT_EQ(configuration.size(), 1u);
 
   auto jobs = store_->StoreMessages(
-      {Changes(2, {NewCompany("C1")}), Changes(4, {NewCompany("C2")})}, QueueFor, kNowUs);
+      Received({Changes(2, {NewCompany("C1")}), Changes(4, {NewCompany("C2")})}), QueueFor, kNowUs);
 
   ASSERT_FALSE(jobs.ok());
   EXPECT_THAT(jobs.status().message(), HasSubstr("4"));
@@ -355,7 +367,7 @@ TEST_F(ReplicaStoreTest, NonContiguousBatchIsRejectedAndStoresNothing) {
 
 TEST_F(ReplicaStoreTest, BatchThatSkipsTheNextSequenceIsRejected) {
   Store({Configuration(1)});
-  auto jobs = store_->StoreMessages({Changes(3, {NewCompany("C1")})}, QueueFor, kNowUs);
+  auto jobs = store_->StoreMessages(Received({Changes(3, {NewCompany("C1")})}), QueueFor, kNowUs);
   ASSERT_FALSE(jobs.ok());
   EXPECT_EQ(store_->LastReceivedSequence(), 1u);
   EXPECT_EQ(Counts()[kMessageQueue].size(), 0u);
