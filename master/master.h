@@ -21,11 +21,7 @@ struct MasterOptions {
   std::string stream_endpoint = "tcp://127.0.0.1:7401";  // replica sites connect here
   std::string db_path = "master.db";                     // the SQLite master database
   std::chrono::milliseconds heartbeat_interval{1000};    // to every connected replica
-  // Messages sent to a replica and not yet acknowledged. A replica acknowledges only after an
-  // fsync, which takes milliseconds while it catches up: 1,000 left the stream waiting on it
-  // (catch-up, T = 100,000: 13,600 tx/s with 1,000, 14,600 with 5,000, 15,000 with 20,000,
-  // which costs the master 9 MB more of send queue).
-  uint32_t stream_window = 5000;
+  uint32_t stream_window = 1000;  // messages sent to a replica and not yet acknowledged
   // Unacknowledged messages kept per site; past it the oldest go and the site gets a snapshot.
   uint64_t outbox_quota = 1000000;
 };
