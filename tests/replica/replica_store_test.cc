@@ -606,6 +606,28 @@ TEST_F(ReplicaStoreTest, FailedJobLeavesNothingApplied) {
   EXPECT_EQ(Unfinished()[jobs[0].id], JobState::kError);
 }
 
+// The replica stores a message as it arrived, reading only its header: changes that do not
+// decode are found by the worker, which fails the job saying so and changes nothing.
+TEST_F(ReplicaStoreTest, JobWhoseStoredChangesDoNotDecodeFailsSayingSo) {
+  InstallConfigurationAnd({});
+  ReceivedMessage garbled;
+  garbled.header.set_site("SITE-A");
+  garbled.header.set_sequence(store_->LastReceivedSequence() + 1);
+  garbled.header.set_message_class(wire::RECEIVE_MESSAGE);
+  garbled.header.add_changes("\x0a\xff");  // a change whose LU name runs past its end
+  garbled.bytes = garbled.header.SerializeAsString();
+  auto jobs = store_->StoreMessages({garbled}, QueueFor, kNowUs);
+  ASSERT_OK(jobs.status());
+  ASSERT_EQ(jobs->size(), 1u);
+
+  Status applied = Apply((*jobs)[0].id);
+
+  ASSERT_FALSE(applied.ok());
+  EXPECT_EQ(applied.code(), Status::Code::kMalformed);
+  EXPECT_THAT(applied.message(), HasSubstr("its stored message does not decode"));
+  EXPECT_EQ(Record((*jobs)[0].id).state(), "Error");
+}
+
 TEST_F(ReplicaStoreTest, ApplyJobOfUnknownJobIsNotFound) {
   InstallConfigurationAnd({});
   Status applied = Apply(12345);
