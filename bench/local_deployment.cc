@@ -167,18 +167,23 @@ Status LocalDeployment::SubmitWorkload(OrdersWorkload& workload, uint64_t from, 
 
 std::map<std::string, double> LocalDeployment::PeakMemoryMb() {
   std::map<std::string, double> peaks;
-  auto read_hwm = [](int pid) {
+  // Read only if `pid` is still the Ferry process it was (its name), not a later one that
+  // reuses the number.
+  auto read_hwm = [](int pid, const std::string& name) {
     std::ifstream status("/proc/" + std::to_string(pid) + "/status");
     std::string line;
+    bool same_process = false;
     while (std::getline(status, line)) {
-      if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;  // kB
+      if (line.rfind("Name:", 0) == 0) same_process = line.find(name) != std::string::npos;
+      if (line.rfind("VmHWM:", 0) == 0 && same_process)
+        return std::stod(line.substr(6)) / 1024.0;  // kB
     }
     return 0.0;
   };
   if (master_) {
-    peaks["ferry-master"] = read_hwm(master_->pid());
+    peaks["ferry-master"] = read_hwm(master_->pid(), "ferry-master");
   } else if (auto status = MasterStatus(); status.ok() && status->pid() > 0) {
-    peaks["ferry-master"] = read_hwm(status->pid());  // attached
+    peaks["ferry-master"] = read_hwm(status->pid(), "ferry-master");  // attached
   }
   std::set<std::string> sites;
   for (const auto& [site, replica] : replicas_) sites.insert(site);
@@ -187,14 +192,14 @@ std::map<std::string, double> LocalDeployment::PeakMemoryMb() {
     auto status = ReplicaStatus(site);
     auto ours = replicas_.find(site);
     if (ours != replicas_.end()) {
-      peaks["ferry-replica " + site] = read_hwm(ours->second.pid());
+      peaks["ferry-replica " + site] = read_hwm(ours->second.pid(), "ferry-replica");
     } else if (status.ok() && status->pid() > 0) {
-      peaks["ferry-replica " + site] = read_hwm(status->pid());
+      peaks["ferry-replica " + site] = read_hwm(status->pid(), "ferry-replica");
     }
     if (!status.ok()) continue;
     for (const auto& worker : status->workers()) {
       double& peak = peaks["ferry-worker " + site + " " + worker.queue()];
-      peak = std::max(peak, read_hwm(worker.pid()));
+      peak = std::max(peak, read_hwm(worker.pid(), "ferry-worker"));
     }
   }
   // A process on another machine (attached) has no /proc entry here: no figure, not 0 MB.

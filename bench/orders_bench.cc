@@ -22,6 +22,7 @@ namespace ferry {
 namespace {
 
 constexpr char kSite[] = "BENCH";
+constexpr int kMemoryTargetMb = 50;  // the target for each Ferry process
 using SteadyClock = std::chrono::steady_clock;
 
 double Seconds(SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -139,6 +140,13 @@ class Run {
       std::string kind = process.substr(0, process.find(' '));
       double& peak = result_->peak_memory_mb[kind];
       peak = std::max(peak, mb);
+      // Which run a peak over the target came from: the table keeps only the largest.
+      if (mb > kMemoryTargetMb) {
+        char note[160];
+        std::snprintf(note, sizeof(note), ": %s peaked at %.1f MB (VmHWM), over the %d MB target",
+                      process.c_str(), mb, kMemoryTargetMb);
+        result_->notes.push_back(name_ + note);
+      }
     }
     auto comparisons =
         CompareSiteRows(catalog, deployment_.master_db(), deployment_.db(site), site);

@@ -43,7 +43,7 @@ struct BenchResult {
   Percentiles submit_to_commit;                  // client submit -> replica commit
   std::map<std::string, double> peak_memory_mb;  // process -> most VmHWM seen in any run
   bool converged = true;                         // every run ended with equal rows
-  std::vector<std::string> notes;                // what did not converge, and why
+  std::vector<std::string> notes;  // what did not converge, and why; peaks over 50 MB, by run
 };
 
 // ferry-bench: the `orders` workload of shared/WORKLOAD.md against a deployment it starts
