@@ -10,7 +10,15 @@ namespace ferry {
 
 namespace {
 
-zmq::message_t Header() { return zmq::message_t(kProtocolHeader.data(), kProtocolHeader.size()); }
+// [kProtocolHeader][`body`, serialized]
+std::vector<zmq::message_t> FramesOf(const google::protobuf::MessageLite& body) {
+  std::vector<zmq::message_t> frames;
+  frames.emplace_back(kProtocolHeader.data(), kProtocolHeader.size());
+  zmq::message_t bytes(body.ByteSizeLong());
+  body.SerializeWithCachedSizesToArray(static_cast<uint8_t*>(bytes.data()));
+  frames.push_back(std::move(bytes));
+  return frames;
+}
 
 // The body frame of a Ferry message, once the frame count, the header and the size are right.
 StatusOr<std::string_view> Body(const std::vector<zmq::message_t>& frames) {
@@ -77,14 +85,7 @@ bool ReceiveFrames(zmq::socket_t& socket, std::vector<zmq::message_t>* frames) {
 
 }  // namespace
 
-std::vector<zmq::message_t> Encode(const wire::Envelope& envelope) {
-  std::vector<zmq::message_t> frames;
-  frames.push_back(Header());
-  zmq::message_t body(envelope.ByteSizeLong());
-  envelope.SerializeWithCachedSizesToArray(static_cast<uint8_t*>(body.data()));
-  frames.push_back(std::move(body));
-  return frames;
-}
+std::vector<zmq::message_t> Encode(const wire::Envelope& envelope) { return FramesOf(envelope); }
 
 StatusOr<wire::Envelope> Decode(const std::vector<zmq::message_t>& frames) {
   auto body = Body(frames);
@@ -102,12 +103,7 @@ ReceivedMessage AsReceived(const wire::ReplicationMessage& message) {
 std::vector<zmq::message_t> EncodeReplicationMessage(std::string_view message) {
   wire::ReplicationMessageEnvelope envelope;
   envelope.set_replication_message(std::string(message));
-  std::vector<zmq::message_t> frames;
-  frames.push_back(Header());
-  zmq::message_t body(envelope.ByteSizeLong());
-  envelope.SerializeWithCachedSizesToArray(static_cast<uint8_t*>(body.data()));
-  frames.push_back(std::move(body));
-  return frames;
+  return FramesOf(envelope);
 }
 
 StatusOr<StreamItem> DecodeStream(const std::vector<zmq::message_t>& frames) {
