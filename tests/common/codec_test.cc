@@ -136,6 +136,31 @@ TEST(CodecTest, DecodeStreamKeepsAReplicationMessageAsItsBytesWithItsHeader) {
   EXPECT_EQ(AsReceived(parsed).header.sequence(), 12u);
 }
 
+// The stream's two views must keep the field numbers, names and wire types of what they view:
+// a sub-message is read as bytes, the same length-delimited wire type.
+TEST(CodecTest, StreamViewsMirrorEnvelopeAndReplicationMessage) {
+  using google::protobuf::FieldDescriptor;
+  auto expect_mirror = [](const google::protobuf::Descriptor* view,
+                          const google::protobuf::Descriptor* viewed) {
+    for (int i = 0; i < view->field_count(); ++i) {
+      const FieldDescriptor* v = view->field(i);
+      const FieldDescriptor* m = viewed->FindFieldByNumber(v->number());
+      ASSERT_NE(m, nullptr) << view->name() << "." << v->name();
+      EXPECT_EQ(v->name(), m->name());
+      EXPECT_EQ(v->is_repeated(), m->is_repeated()) << v->name();
+      EXPECT_EQ(v->type(), m->type() == FieldDescriptor::TYPE_MESSAGE ? FieldDescriptor::TYPE_BYTES
+                                                                      : m->type())
+          << v->name();
+    }
+  };
+  expect_mirror(wire::ReplicationMessageEnvelope::descriptor(), wire::Envelope::descriptor());
+  expect_mirror(wire::ReplicationMessageHeader::descriptor(),
+                wire::ReplicationMessage::descriptor());
+  // Every field of a replication message has its place in the header.
+  EXPECT_EQ(wire::ReplicationMessageHeader::descriptor()->field_count(),
+            wire::ReplicationMessage::descriptor()->field_count());
+}
+
 TEST(CodecTest, DecodeStreamDecodesAnyOtherEnvelope) {
   wire::Envelope heartbeat;
   heartbeat.mutable_heartbeat()->set_latest_sequence(9);
