@@ -56,14 +56,16 @@ StatusOr<wire::Envelope> DecodeBody(std::string_view body) {
   return envelope;
 }
 
+// `envelope` names what was sent in an error (null: a replication message sent as bytes).
 Status SendFrames(zmq::socket_t& socket, std::vector<zmq::message_t> body,
-                  const std::string& identity, const std::string& what) {
+                  const std::string& identity, const wire::Envelope* envelope) {
   std::vector<zmq::message_t> frames;
   if (!identity.empty()) frames.emplace_back(identity.data(), identity.size());
   for (auto& frame : body) frames.push_back(std::move(frame));
   try {
     if (!zmq::send_multipart(socket, frames, zmq::send_flags::dontwait)) {
-      return Status::Unavailable("send queue full (high-water mark reached) for " + what);
+      return Status::Unavailable("send queue full (high-water mark reached) for " +
+                                 (envelope ? BodyName(*envelope) : "ReplicationMessage"));
     }
   } catch (const zmq::error_t& e) {
     if (e.num() == EHOSTUNREACH) return Status::NotFound("peer is no longer connected");
@@ -173,12 +175,12 @@ StatusOr<wire::Envelope> ReceiveWithin(zmq::socket_t& socket, int timeout_ms) {
 }
 
 Status Send(zmq::socket_t& socket, const wire::Envelope& envelope, const std::string& identity) {
-  return SendFrames(socket, Encode(envelope), identity, BodyName(envelope));
+  return SendFrames(socket, Encode(envelope), identity, &envelope);
 }
 
 Status SendReplicationMessage(zmq::socket_t& socket, std::string_view message,
                               const std::string& identity) {
-  return SendFrames(socket, EncodeReplicationMessage(message), identity, "ReplicationMessage");
+  return SendFrames(socket, EncodeReplicationMessage(message), identity, nullptr);
 }
 
 Status Poll(zmq::pollitem_t* items, size_t count, std::chrono::milliseconds timeout) {

@@ -21,6 +21,12 @@ std::shared_ptr<const Catalog> CatalogOf(const config::MasterConfiguration& conf
   return *catalog;
 }
 
+// Only dependency ordering looks at the rows a job touches.
+bool OrdersByRows(const QueueSet& queues, const std::string& queue) {
+  const QueueConfig* config = queues.Find(queue);
+  return config && config->ordering == Ordering::kDependency;
+}
+
 BatchQueues::NewJob Scheduled(const Job& job, const Catalog* catalog, const QueueSet& queues) {
   BatchQueues::NewJob scheduled;
   scheduled.id = job.id;
@@ -28,9 +34,8 @@ BatchQueues::NewJob Scheduled(const Job& job, const Catalog* catalog, const Queu
   scheduled.queue = job.queue;
   // Configuration, snapshot and unknown classes change what later jobs mean: barriers.
   scheduled.barrier = job.message.message_class() != wire::RECEIVE_MESSAGE || catalog == nullptr;
-  // Only dependency ordering looks at rows; other queues need not keep them (memory).
-  const QueueConfig* queue = queues.Find(job.queue);
-  if (!scheduled.barrier && queue && queue->ordering == Ordering::kDependency) {
+  // Other queues need not keep the rows (memory).
+  if (!scheduled.barrier && OrdersByRows(queues, job.queue)) {
     scheduled.footprint = FootprintOf(catalog, job.message);
   }
   scheduled.failed = job.state == JobState::kError;
@@ -304,9 +309,7 @@ void Replica::Post(std::vector<Job> jobs, const std::vector<ReceivedMessage>& me
     // Only a configuration (its catalog), a snapshot (a barrier) and dependency ordering (the
     // rows a job touches) need the whole message; the others are scheduled by their class.
     const wire::MessageClass message_class = messages[i].header.message_class();
-    const QueueConfig* queue = options_.queues.Find(job.queue);
-    if (message_class != wire::RECEIVE_MESSAGE ||
-        (queue && queue->ordering == Ordering::kDependency)) {
+    if (message_class != wire::RECEIVE_MESSAGE || OrdersByRows(options_.queues, job.queue)) {
       // A message that does not parse fails in its worker, which says so in the job's error.
       (void)job.message.ParseFromString(messages[i].bytes);
     }
