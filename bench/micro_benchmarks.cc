@@ -143,7 +143,8 @@ void BM_ApplyBatch(benchmark::State& state) {
   auto store = OpenSqliteReplicaStore(path, {});
   if (!store.ok()) std::abort();
   uint64_t sequence = 0;
-  auto store_and_apply = [&](std::vector<wire::ReplicationMessage> messages) {
+  // Stores `messages` as the next sequences and returns a first attempt at each one's job.
+  auto store_jobs = [&](std::vector<wire::ReplicationMessage> messages) {
     std::vector<ReceivedMessage> received;
     for (auto& m : messages) {
       m.set_sequence(++sequence);
@@ -168,14 +169,14 @@ void BM_ApplyBatch(benchmark::State& state) {
   };
   wire::ReplicationMessage configuration = message_of(wire::RECEIVE_CONFIGURATION);
   *configuration.mutable_configuration() = DeployedCatalog()->proto();
-  apply(store_and_apply({configuration}));
+  apply(store_jobs({configuration}));
   OrdersWorkload workload;
   std::vector<wire::ReplicationMessage> set_up;
   for (const auto& request : workload.SetUp()) {
     set_up.push_back(message_of(wire::RECEIVE_MESSAGE));
     *set_up.back().mutable_changes() = request.changes();
   }
-  apply(store_and_apply(std::move(set_up)));
+  apply(store_jobs(std::move(set_up)));
   const size_t batch = static_cast<size_t>(state.range(0));
   uint64_t next = 1;
   for (auto _ : state) {
@@ -185,7 +186,7 @@ void BM_ApplyBatch(benchmark::State& state) {
       messages.push_back(message_of(wire::RECEIVE_MESSAGE));
       *messages.back().mutable_changes() = workload.Transaction(next++).changes();
     }
-    const auto attempts = store_and_apply(std::move(messages));
+    const auto attempts = store_jobs(std::move(messages));
     state.ResumeTiming();
     apply(attempts);
   }

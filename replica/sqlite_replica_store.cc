@@ -397,17 +397,23 @@ class SqliteReplicaStore final : public ReplicaStore {
     if (attempts.empty()) return {};
     // Nearly every batch applies whole: one transaction without a savepoint per job, so that
     // SQLite copies no page into a statement journal. A batch where anything fails is rolled
-    // back and applied again job by job, which finds the job that failed.
-    if (ApplyWhole(attempts, clock).ok()) return std::vector<Status>(attempts.size());
+    // back and applied again job by job, which finds the job that failed. A lock not had is
+    // not waited for twice.
+    {
+      auto transaction = sqlite::Transaction::Begin(db_);
+      if (!transaction.ok()) return {transaction.status()};
+      if (ApplyWhole(attempts, clock).ok() && transaction->Commit().ok()) {
+        return std::vector<Status>(attempts.size());
+      }
+    }  // rolled back
     return ApplyEach(attempts, clock);
   }
 
  private:
-  // The batch in one transaction, all of it or nothing. An attempt number recorded already
+  // The batch, all of it or nothing, up to its COMMIT. An attempt number recorded already
   // (see TakeUnusedAttemptNumber) fails the insert and so the batch.
+  // REQUIRES: in a transaction.
   Status ApplyWhole(const std::vector<Attempt>& attempts, const Clock& clock) {
-    auto transaction = sqlite::Transaction::Begin(db_);
-    if (!transaction.ok()) return transaction.status();
     configuration_checked_ = false;  // another worker may have installed a newer one
     std::vector<uint64_t> ready;
     for (size_t i = 0; i < attempts.size(); ++i) {
@@ -417,8 +423,7 @@ class SqliteReplicaStore final : public ReplicaStore {
       FERRY_RETURN_IF_ERROR(ApplyOne(attempt, clock, &job_exists, &applied_now));
       if (applied_now) ready.push_back(attempt.job_id);
     }
-    FERRY_RETURN_IF_ERROR(StampCommitTime(ready, clock.NowMicros()));
-    return transaction->Commit();
+    return StampCommitTime(ready, clock.NowMicros());
   }
 
   // The batch job by job, each in a savepoint: the jobs before a failing one commit, the
