@@ -24,6 +24,15 @@ std::shared_ptr<const Catalog> DeployedCatalog() {
   return catalog;
 }
 
+// The deployed catalog with an index on every reference (none `unindexed`).
+config::MasterConfiguration EveryReferenceIndexed() {
+  config::MasterConfiguration config = DeployedCatalog()->proto();
+  for (auto& lu : *config.mutable_lus()) {
+    for (auto& reference : *lu.mutable_references()) reference.set_unindexed(false);
+  }
+  return config;
+}
+
 wire::Envelope WorkloadMessage(uint64_t i) {
   OrdersWorkload workload;
   wire::SubmitRequest request;
@@ -168,7 +177,8 @@ void BM_ApplyBatch(benchmark::State& state) {
     return m;
   };
   wire::ReplicationMessage configuration = message_of(wire::RECEIVE_CONFIGURATION);
-  *configuration.mutable_configuration() = DeployedCatalog()->proto();
+  *configuration.mutable_configuration() =
+      state.range(1) ? EveryReferenceIndexed() : DeployedCatalog()->proto();
   apply(store_jobs({configuration}));
   OrdersWorkload workload;
   std::vector<wire::ReplicationMessage> set_up;
@@ -194,7 +204,9 @@ void BM_ApplyBatch(benchmark::State& state) {
   store->reset();
   for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
 }
-BENCHMARK(BM_ApplyBatch)->Arg(1)->Arg(1024)->Iterations(30);
+// Second argument 1: every reference indexed, as before the deployment left the orders' and
+// lines' references unindexed.
+BENCHMARK(BM_ApplyBatch)->Args({1, 0})->Args({1024, 0})->Args({1024, 1})->Iterations(30);
 
 }  // namespace
 }  // namespace ferry

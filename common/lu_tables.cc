@@ -76,17 +76,22 @@ Status LuTables::CreateTables() {
     FERRY_RETURN_IF_ERROR(db_.Exec("CREATE TABLE IF NOT EXISTS \"" + TableName(lu.name()) + "\" (" +
                                    Join(columns, ", ") + ") WITHOUT ROWID"));
     // An index per reference, so refusing to remove a referenced row is not a table scan;
-    // none where the key starts with the reference's attributes (its b-tree serves).
+    // none where the key starts with the reference's attributes (its b-tree serves), and none
+    // where the catalog says `unindexed` (dropped if an earlier configuration made it).
     for (int i = 0; i < lu.references_size(); ++i) {
       const auto& attributes = lu.references(i).attributes();
       if (attributes.size() <= lu.key_size() &&
           std::equal(attributes.begin(), attributes.end(), lu.key().begin())) {
         continue;
       }
+      const std::string index = "\"" + TableName(lu.name()) + "_ref" + std::to_string(i) + "\"";
+      if (lu.references(i).unindexed()) {
+        FERRY_RETURN_IF_ERROR(db_.Exec("DROP INDEX IF EXISTS " + index));
+        continue;
+      }
       std::vector<std::string> local;
-      for (const auto& a : lu.references(i).attributes()) local.push_back("\"" + a + "\"");
-      FERRY_RETURN_IF_ERROR(db_.Exec("CREATE INDEX IF NOT EXISTS \"" + TableName(lu.name()) +
-                                     "_ref" + std::to_string(i) + "\" ON \"" +
+      for (const auto& a : attributes) local.push_back("\"" + a + "\"");
+      FERRY_RETURN_IF_ERROR(db_.Exec("CREATE INDEX IF NOT EXISTS " + index + " ON \"" +
                                      TableName(lu.name()) + "\" (" + Join(local, ", ") + ")"));
     }
   }
