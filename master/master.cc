@@ -103,7 +103,9 @@ Status Master::Flush() {
 }
 
 void Master::HandleSubmitPort() {
-  while (auto received = TryReceive(submit_socket_, /*router=*/true)) {
+  for (int served = 0; served < kRequestsPerTurn; ++served) {
+    auto received = TryReceive(submit_socket_, /*router=*/true);
+    if (!received) return;
     if (!received->envelope.ok()) {
       LogWarning("submit port: rejected message: " + received->envelope.status().message());
       (void)Send(submit_socket_,
@@ -141,7 +143,9 @@ void Master::HandleSubmitPort() {
 }
 
 void Master::HandleStreamPort() {
-  while (auto received = TryReceive(stream_socket_, /*router=*/true)) {
+  for (int served = 0; served < kRequestsPerTurn; ++served) {
+    auto received = TryReceive(stream_socket_, /*router=*/true);
+    if (!received) return;
     if (!received->envelope.ok()) {
       LogWarning("stream port: rejected message: " + received->envelope.status().message());
       (void)Send(stream_socket_,

@@ -16,6 +16,7 @@
 namespace ferry {
 namespace {
 
+using testing::Change;
 using ::testing::HasSubstr;
 using testing::TempDir;
 
@@ -219,6 +220,54 @@ TEST_F(MasterTest, HeartbeatsCarryTheLatestSequence) {
     }
   }
   EXPECT_TRUE(saw_heartbeat);
+}
+
+// Clients that always have a submit waiting must not keep the master from its stream port: a
+// replica's acks are read, and its stream moves past the window, while they submit.
+TEST_F(MasterTest, StreamMovesOnWhileClientsKeepTheSubmitPortBusy) {
+  SubmitWorkload(0);  // the set-up
+  zmq::socket_t a = ConnectReplica();
+  Hello(a, "SITE-A", 1);
+  // Busy clients: each submits, over and over, a customer of a company that does not exist;
+  // the master reads and rejects each in SQLite, like any other transaction.
+  std::atomic<bool> busy{true};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 8; ++c) {
+    clients.emplace_back([&, c] {
+      NodeClient client(context_, master_->submit_endpoint());
+      const wire::SubmitRequest rejected = testing::Transaction(
+          {Change("Customer", wire::NEW, {{"customer_id", "BUSY-" + std::to_string(c)}},
+                  {{"company_id", "NOPE"}})});
+      while (busy) (void)client.Submit(rejected);
+    });
+  }
+  // Meanwhile one client commits workload transactions; SITE-A acks every message it gets.
+  std::atomic<uint64_t> last_for_a{0};
+  std::thread committer([&] {
+    NodeClient client(context_, master_->submit_endpoint());
+    OrdersWorkload workload;
+    for (int i = 1; i <= 300; ++i) {
+      auto reply = client.Submit(workload.Transaction(i));
+      ASSERT_OK(reply.status());
+      for (const auto& published : reply->published()) {
+        if (published.site() == "SITE-A") last_for_a = published.sequence();
+      }
+    }
+  });
+  committer.join();
+  const uint64_t wanted = last_for_a.load();
+  ASSERT_GT(wanted, 100u);  // far past the window of 10
+  uint64_t received = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (received < wanted && std::chrono::steady_clock::now() < deadline) {
+    auto message = NextMessage(a, 500);
+    if (!message.ok()) continue;  // the window is full until the master reads an ack
+    received = message->sequence();
+    Ack(a, "SITE-A", received);
+  }
+  busy = false;
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(received, wanted) << "SITE-A's stream stood still while the submit port was busy";
 }
 
 TEST_F(MasterTest, UnknownSiteIsRefused) {
