@@ -256,7 +256,6 @@ TEST_F(MasterTest, StreamMovesOnWhileClientsKeepTheSubmitPortBusy) {
   });
   committer.join();
   const uint64_t wanted = last_for_a.load();
-  ASSERT_GT(wanted, 100u);  // far past the window of 10
   uint64_t received = 0;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (received < wanted && std::chrono::steady_clock::now() < deadline) {
@@ -265,8 +264,9 @@ TEST_F(MasterTest, StreamMovesOnWhileClientsKeepTheSubmitPortBusy) {
     received = message->sequence();
     Ack(a, "SITE-A", received);
   }
-  busy = false;
+  busy = false;  // before any assertion can return: the clients' threads must be joined
   for (auto& t : clients) t.join();
+  ASSERT_GT(wanted, 100u);  // far past the window of 10
   EXPECT_EQ(received, wanted) << "SITE-A's stream stood still while the submit port was busy";
 }
 
