@@ -166,6 +166,15 @@ Status Replica::Run(const std::atomic<bool>& stop) {
     if (now - last_heard_from_master_ > options_.master_timeout &&
         now - last_hello_ > std::min<std::chrono::milliseconds>(options_.master_timeout / 3,
                                                                 std::chrono::milliseconds(250))) {
+      // Said once a silence, after the master had been heard: a stalled stream shows in the log.
+      if (last_heard_from_master_ != std::chrono::steady_clock::time_point{} &&
+          !silence_reported_) {
+        LogWarning("no word from the master for " +
+                   std::to_string(options_.master_timeout.count()) +
+                   " ms (received up to sequence " +
+                   std::to_string(store_->LastReceivedSequence()) + "); saying hello again");
+        silence_reported_ = true;
+      }
       SayHello();
     }
     if (now >= next_prune_) Prune();
@@ -216,6 +225,7 @@ void Replica::HandleStream() {
       continue;
     }
     last_heard_from_master_ = clock_->Steady();
+    silence_reported_ = false;
     const uint64_t expected = store_->LastReceivedSequence() + batch.size() + 1;
     if (auto& message = (*received)->replication_message) {
       const wire::ReplicationMessageHeader& header = message->header;
@@ -300,7 +310,11 @@ void Replica::SyncAndAcknowledge() {
   wire::Envelope ack;
   ack.mutable_ack()->set_site(options_.site);
   ack.mutable_ack()->set_sequence(acknowledged_);
-  (void)Send(stream_socket_, ack);
+  Status sent = Send(stream_socket_, ack);
+  if (!sent.ok()) {
+    // The master's window stays where it was until a later ack or our next hello.
+    LogWarning("ack of sequence " + std::to_string(acknowledged_) + " not sent: " + sent.message());
+  }
 }
 
 void Replica::Post(std::vector<Job> jobs, const std::vector<ReceivedMessage>& messages) {

@@ -122,6 +122,7 @@ class Replica {
   std::map<std::string, WorkerSession> sessions_;        // by ZeroMQ identity
   uint64_t next_session_number_ = 1;
   std::chrono::steady_clock::time_point last_heard_from_master_{};
+  bool silence_reported_ = false;  // the master's current silence is in the log already
   std::chrono::steady_clock::time_point last_hello_{};
   std::chrono::steady_clock::time_point next_prune_{};
   uint64_t acknowledged_ = 0;  // the newest sequence made durable and acknowledged

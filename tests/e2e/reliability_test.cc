@@ -353,8 +353,8 @@ TEST_F(ReliabilityTest, HostileInputOnEveryPortIsAnsweredAndLosesNothing) {
 }
 
 // The test plays the master on a ROUTER socket, so it can send what a real master never
-// would over one TCP connection: a gap, a duplicate, an unknown message class.
-TEST_F(ReliabilityTest, ReplicaAsksAgainOnAGapAndDropsDuplicates) {
+// would over one TCP connection: a gap, a duplicate, an unknown message class, a silence.
+TEST_F(ReliabilityTest, ReplicaAsksAgainOnAGapOrASilenceAndDropsDuplicates) {
   zmq::context_t context;
   zmq::socket_t master(context, zmq::socket_type::router);
   master.set(zmq::sockopt::linger, 0);
@@ -362,11 +362,11 @@ TEST_F(ReliabilityTest, ReplicaAsksAgainOnAGapAndDropsDuplicates) {
   ASSERT_OK(endpoint.status());
   // The replica's own port options; only the master endpoint is ours.
   std::filesystem::remove(dir_.File("SITE-A.ready"));
-  auto replica =
-      ChildProcess::Start({testing::Executable("ferry-replica"), "--site", "SITE-A", "--master",
-                           *endpoint, "--db", deployment_.db("SITE-A"), "--control-endpoint",
-                           "tcp://127.0.0.1:*", "--ready-file", dir_.File("SITE-A.ready")},
-                          deployment_.log("SITE-A"));
+  auto replica = ChildProcess::Start(
+      {testing::Executable("ferry-replica"), "--site", "SITE-A", "--master", *endpoint, "--db",
+       deployment_.db("SITE-A"), "--control-endpoint", "tcp://127.0.0.1:*", "--ready-file",
+       dir_.File("SITE-A.ready"), "--master-timeout-ms", "1500"},
+      deployment_.log("SITE-A"));
   ASSERT_OK(replica.status());
   const std::string control =
       ReadReadyFile(dir_.File("SITE-A.ready"), std::chrono::seconds(10))["control"];
@@ -388,7 +388,9 @@ TEST_F(ReliabilityTest, ReplicaAsksAgainOnAGapAndDropsDuplicates) {
     }
     return Status::Unavailable("nothing from the replica");
   };
+  auto last_sent = std::chrono::steady_clock::now();
   auto send = [&](uint64_t sequence, wire::MessageClass message_class) {
+    last_sent = std::chrono::steady_clock::now();
     wire::Envelope envelope;
     wire::ReplicationMessage* m = envelope.mutable_replication_message();
     m->set_site("SITE-A");
@@ -437,6 +439,20 @@ TEST_F(ReliabilityTest, ReplicaAsksAgainOnAGapAndDropsDuplicates) {
   ASSERT_EQ(jobs->job_list().jobs_size(), 4) << "one job per sequence: the duplicate was dropped";
   EXPECT_THAT(jobs->job_list().jobs(0).error(), HasSubstr("unknown message class 99"));
   for (int i = 1; i < 4; ++i) EXPECT_EQ(jobs->job_list().jobs(i).state(), "Ready");
+
+  // A master that goes silent (no message, no heartbeat) is asked again after the timeout, and
+  // the replica's log says so once.
+  hello = next_from_replica(true);
+  ASSERT_OK(hello.status());
+  EXPECT_EQ(*hello, 5u);
+  EXPECT_GE(std::chrono::steady_clock::now() - last_sent, std::chrono::milliseconds(1500));
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        return testing::ReadFile(deployment_.log("SITE-A"))
+                   .find("no word from the master for 1500 ms (received up to sequence 4)") !=
+               std::string::npos;
+      },
+      std::chrono::seconds(5)));
 }
 
 // Workers apply batches of jobs in one transaction each, without an fsync per commit. A
