@@ -165,25 +165,25 @@ Status LocalDeployment::SubmitWorkload(OrdersWorkload& workload, uint64_t from, 
   return Status::Ok();
 }
 
+double PeakResidentMb(int pid, const std::string& name) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  bool same_process = false;
+  while (std::getline(status, line)) {
+    if (line.rfind("Name:", 0) == 0) same_process = line.find(name) != std::string::npos;
+    if (line.rfind("VmHWM:", 0) == 0 && same_process) {
+      return std::stod(line.substr(6)) / 1024.0;  // kB
+    }
+  }
+  return 0.0;
+}
+
 std::map<std::string, double> LocalDeployment::PeakMemoryMb() {
   std::map<std::string, double> peaks;
-  // Read only if `pid` is still the Ferry process it was (its name), not a later one that
-  // reuses the number.
-  auto read_hwm = [](int pid, const std::string& name) {
-    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    bool same_process = false;
-    while (std::getline(status, line)) {
-      if (line.rfind("Name:", 0) == 0) same_process = line.find(name) != std::string::npos;
-      if (line.rfind("VmHWM:", 0) == 0 && same_process)
-        return std::stod(line.substr(6)) / 1024.0;  // kB
-    }
-    return 0.0;
-  };
   if (master_) {
-    peaks["ferry-master"] = read_hwm(master_->pid(), "ferry-master");
+    peaks["ferry-master"] = PeakResidentMb(master_->pid(), "ferry-master");
   } else if (auto status = MasterStatus(); status.ok() && status->pid() > 0) {
-    peaks["ferry-master"] = read_hwm(status->pid(), "ferry-master");  // attached
+    peaks["ferry-master"] = PeakResidentMb(status->pid(), "ferry-master");  // attached
   }
   std::set<std::string> sites;
   for (const auto& [site, replica] : replicas_) sites.insert(site);
@@ -192,14 +192,14 @@ std::map<std::string, double> LocalDeployment::PeakMemoryMb() {
     auto status = ReplicaStatus(site);
     auto ours = replicas_.find(site);
     if (ours != replicas_.end()) {
-      peaks["ferry-replica " + site] = read_hwm(ours->second.pid(), "ferry-replica");
+      peaks["ferry-replica " + site] = PeakResidentMb(ours->second.pid(), "ferry-replica");
     } else if (status.ok() && status->pid() > 0) {
-      peaks["ferry-replica " + site] = read_hwm(status->pid(), "ferry-replica");
+      peaks["ferry-replica " + site] = PeakResidentMb(status->pid(), "ferry-replica");
     }
     if (!status.ok()) continue;
     for (const auto& worker : status->workers()) {
       double& peak = peaks["ferry-worker " + site + " " + worker.queue()];
-      peak = std::max(peak, read_hwm(worker.pid(), "ferry-worker"));
+      peak = std::max(peak, PeakResidentMb(worker.pid(), "ferry-worker"));
     }
   }
   // A process on another machine (attached) has no /proc entry here: no figure, not 0 MB.

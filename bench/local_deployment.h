@@ -15,6 +15,10 @@
 
 namespace ferry {
 
+// The peak resident memory (VmHWM) in MB of process `pid`, if its name (/proc status) still
+// contains `name`; 0 otherwise (gone, on another machine, or a later process with that pid).
+double PeakResidentMb(int pid, const std::string& name);
+
 // A master and replica sites as real processes on 127.0.0.1 ("tcp://127.0.0.1:*" ports read
 // back from ready files), with databases and logs in one folder: what the process-level tests
 // and ferry-bench run. Destroying it stops them all. Not thread-safe, but for Submit and

@@ -135,19 +135,7 @@ class Run {
 
   // Row-by-row check of `site` and memory sample; records a run that does not converge.
   void Finish(const Catalog& catalog, const std::string& site = kSite) {
-    for (const auto& [process, mb] : deployment_.PeakMemoryMb()) {
-      // Per kind of process: the site and queue do not matter for the table.
-      std::string kind = process.substr(0, process.find(' '));
-      double& peak = result_->peak_memory_mb[kind];
-      peak = std::max(peak, mb);
-      // Which run a peak over the target came from: the table keeps only the largest.
-      if (mb > kMemoryTargetMb) {
-        char note[160];
-        std::snprintf(note, sizeof(note), ": %s peaked at %.1f MB (VmHWM), over the %d MB target",
-                      process.c_str(), mb, kMemoryTargetMb);
-        result_->notes.push_back(name_ + note);
-      }
-    }
+    RecordPeakMemory(name_, deployment_.PeakMemoryMb(), result_);
     auto comparisons =
         CompareSiteRows(catalog, deployment_.master_db(), deployment_.db(site), site);
     if (!comparisons.ok()) {
@@ -272,6 +260,21 @@ StatusOr<BenchResult> RunAttached(const BenchOptions& options) {
 }
 
 }  // namespace
+
+void RecordPeakMemory(const std::string& run, const std::map<std::string, double>& peaks_mb,
+                      BenchResult* result) {
+  for (const auto& [process, mb] : peaks_mb) {
+    // Per kind of process: the site and queue do not matter for the table.
+    double& peak = result->peak_memory_mb[process.substr(0, process.find(' '))];
+    peak = std::max(peak, mb);
+    if (mb > kMemoryTargetMb) {
+      char note[160];
+      std::snprintf(note, sizeof(note), ": %s peaked at %.1f MB (VmHWM), over the %d MB target",
+                    process.c_str(), mb, kMemoryTargetMb);
+      result->notes.push_back(run + note);
+    }
+  }
+}
 
 StatusOr<BenchResult> OrdersBench::Run() {
   std::filesystem::create_directories(options_.work_dir);

@@ -63,6 +63,12 @@ class OrdersBench {
   BenchOptions options_;
 };
 
+// Adds one run's peaks (LocalDeployment::PeakMemoryMb) to `result`: the most per kind of
+// process ("ferry-replica", whatever the site), and a note naming the run and the process for
+// each peak over the 50 MB target, which the table alone would not say.
+void RecordPeakMemory(const std::string& run, const std::map<std::string, double>& peaks_mb,
+                      BenchResult* result);
+
 // The table ferry-bench prints, and its --json form.
 std::string FormatTable(const BenchOptions& options, const BenchResult& result);
 std::string FormatJson(const BenchOptions& options, const BenchResult& result);
