@@ -320,7 +320,9 @@ void Master::SendHeartbeats() {
     auto it = peers_.find(position.site);
     if (it == peers_.end() || it->second.identity.empty()) continue;
     wire::Envelope envelope;
-    envelope.mutable_heartbeat()->set_latest_sequence(position.latest_sequence);
+    // Not the stream's newest: a replica told of messages not yet sent would ask for them
+    // again, and the window would be sent twice.
+    envelope.mutable_heartbeat()->set_last_sent_sequence(it->second.next_to_send - 1);
     Status sent = Send(stream_socket_, envelope, it->second.identity);
     if (sent.code() == Status::Code::kNotFound) it->second.identity.clear();
     Pump(position.site);  // resumes a stream that a full queue paused

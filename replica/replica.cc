@@ -256,7 +256,8 @@ void Replica::HandleStream() {
       LogWarning("the master resets this site's stream to sequence " +
                  std::to_string(reset.next_sequence()) + ", a snapshot: " + reset.reason());
     } else if (envelope.has_heartbeat()) {
-      if (envelope.heartbeat().latest_sequence() >= expected && batch.empty()) gap = true;
+      // Everything sent before the heartbeat arrives before it: what we lack was lost.
+      if (envelope.heartbeat().last_sent_sequence() >= expected && batch.empty()) gap = true;
     } else if (envelope.has_error()) {
       LogError("master refused this site: " + envelope.error().message());
     } else {

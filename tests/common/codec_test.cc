@@ -163,13 +163,13 @@ TEST(CodecTest, StreamViewsMirrorEnvelopeAndReplicationMessage) {
 
 TEST(CodecTest, DecodeStreamDecodesAnyOtherEnvelope) {
   wire::Envelope heartbeat;
-  heartbeat.mutable_heartbeat()->set_latest_sequence(9);
+  heartbeat.mutable_heartbeat()->set_last_sent_sequence(9);
 
   StatusOr<StreamItem> item = DecodeStream(Encode(heartbeat));
 
   ASSERT_OK(item.status());
   EXPECT_FALSE(item->replication_message.has_value());
-  EXPECT_EQ(item->envelope.heartbeat().latest_sequence(), 9u);
+  EXPECT_EQ(item->envelope.heartbeat().last_sent_sequence(), 9u);
 }
 
 TEST(CodecTest, DecodeStreamRejectsAReplicationMessageThatDoesNotDecode) {
@@ -378,13 +378,13 @@ TEST_F(CodecSocketTest, DealerAndRouterExchangeEnvelopes) {
 
   wire::Envelope heartbeat;
   heartbeat.set_request_id(5);
-  heartbeat.mutable_heartbeat()->set_latest_sequence(9);
+  heartbeat.mutable_heartbeat()->set_last_sent_sequence(9);
   ASSERT_OK(Send(router_, heartbeat, received->identity));
 
   StatusOr<wire::Envelope> reply = ReceiveWithin(dealer_, kReceiveTimeoutMs);
   ASSERT_OK(reply.status());
   EXPECT_EQ(reply->request_id(), 5u);
-  EXPECT_EQ(reply->heartbeat().latest_sequence(), 9u);
+  EXPECT_EQ(reply->heartbeat().last_sent_sequence(), 9u);
 }
 
 TEST_F(CodecSocketTest, ReplicationMessageSentAsBytesArrivesAsThoseBytes) {

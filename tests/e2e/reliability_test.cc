@@ -388,9 +388,9 @@ TEST_F(ReliabilityTest, ReplicaAsksAgainOnAGapOrASilenceAndDropsDuplicates) {
     }
     return Status::Unavailable("nothing from the replica");
   };
-  auto last_sent = std::chrono::steady_clock::now();
+  auto last_sent_at = std::chrono::steady_clock::now();
   auto send = [&](uint64_t sequence, wire::MessageClass message_class) {
-    last_sent = std::chrono::steady_clock::now();
+    last_sent_at = std::chrono::steady_clock::now();
     wire::Envelope envelope;
     wire::ReplicationMessage* m = envelope.mutable_replication_message();
     m->set_site("SITE-A");
@@ -440,12 +440,35 @@ TEST_F(ReliabilityTest, ReplicaAsksAgainOnAGapOrASilenceAndDropsDuplicates) {
   EXPECT_THAT(jobs->job_list().jobs(0).error(), HasSubstr("unknown message class 99"));
   for (int i = 1; i < 4; ++i) EXPECT_EQ(jobs->job_list().jobs(i).state(), "Ready");
 
+  // A heartbeat says what was sent before it: holding all of it, the replica asks for nothing;
+  // lacking some, it asks again from the first it lacks.
+  auto heartbeat = [&](uint64_t last_sent) {
+    last_sent_at = std::chrono::steady_clock::now();
+    wire::Envelope envelope;
+    envelope.mutable_heartbeat()->set_last_sent_sequence(last_sent);
+    ASSERT_OK(Send(master, envelope, identity));
+  };
+  heartbeat(4);
+  const auto quiet_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+  while (std::chrono::steady_clock::now() < quiet_until) {
+    zmq::pollitem_t item{master.handle(), 0, ZMQ_POLLIN, 0};
+    ASSERT_OK(Poll(&item, 1, std::chrono::milliseconds(50)));
+    auto received = TryReceive(master, /*router=*/true);
+    if (!received || !received->envelope.ok()) continue;
+    EXPECT_FALSE(received->envelope->has_stream_hello())
+        << "a heartbeat of what the replica holds made it ask again";
+  }
+  heartbeat(6);  // 5 and 6 were lost on the way
+  hello = next_from_replica(true);
+  ASSERT_OK(hello.status());
+  EXPECT_EQ(*hello, 5u);
+
   // A master that goes silent (no message, no heartbeat) is asked again after the timeout, and
   // the replica's log says so once.
   hello = next_from_replica(true);
   ASSERT_OK(hello.status());
   EXPECT_EQ(*hello, 5u);
-  EXPECT_GE(std::chrono::steady_clock::now() - last_sent, std::chrono::milliseconds(1500));
+  EXPECT_GE(std::chrono::steady_clock::now() - last_sent_at, std::chrono::milliseconds(1500));
   const std::string silence = "no word from the master for 1500 ms (received up to sequence 4)";
   auto said = [&] {
     const std::string log = testing::ReadFile(deployment_.log("SITE-A"));

@@ -206,20 +206,45 @@ TEST_F(MasterTest, HelloFromASequenceResendsFromThere) {
       std::chrono::seconds(2)));
 }
 
-TEST_F(MasterTest, HeartbeatsCarryTheLatestSequence) {
-  SubmitWorkload(5);
+// A heartbeat says what the master sent before it, not how far the stream goes: a replica
+// that holds all of it while its window is closed has nothing to ask for again.
+TEST_F(MasterTest, HeartbeatsCarryTheLastSequenceSent) {
+  SubmitWorkload(60);
+  NodeClient client(context_, master_->submit_endpoint());
+  auto status = client.GetStatus();
+  ASSERT_OK(status.status());
+  uint64_t latest = 0;
+  for (const auto& stream : status->master().streams()) {
+    if (stream.site() == "SITE-B") latest = stream.latest_sequence();
+  }
+  ASSERT_GT(latest, 20u) << "the stream must go past two windows of 10";
+
   zmq::socket_t b = ConnectReplica();
   Hello(b, "SITE-B", 1);
-  bool saw_heartbeat = false;
-  for (int i = 0; i < 100 && !saw_heartbeat; ++i) {
-    auto envelope = ReceiveWithin(b, 1000);
-    ASSERT_OK(envelope.status());
-    if (envelope->has_heartbeat()) {
-      saw_heartbeat = true;
-      EXPECT_GT(envelope->heartbeat().latest_sequence(), 1u);
+  uint64_t received = 0;
+  // The messages sent so far, then the first heartbeat after them.
+  auto next_heartbeat = [&]() -> StatusOr<uint64_t> {
+    for (int i = 0; i < 100; ++i) {
+      auto envelope = ReceiveWithin(b, 1000);
+      if (!envelope.ok()) return envelope.status();
+      if (envelope->has_replication_message()) {
+        received = envelope->replication_message().sequence();
+      } else if (envelope->has_heartbeat()) {
+        return envelope->heartbeat().last_sent_sequence();
+      }
     }
-  }
-  EXPECT_TRUE(saw_heartbeat);
+    return Status::Unavailable("no heartbeat");
+  };
+  auto heartbeat = next_heartbeat();
+  ASSERT_OK(heartbeat.status());
+  EXPECT_EQ(received, 10u) << "one window, unacknowledged";
+  EXPECT_EQ(*heartbeat, 10u);
+  // An ack opens the window; the next heartbeat follows the next ten.
+  Ack(b, "SITE-B", 10);
+  heartbeat = next_heartbeat();
+  ASSERT_OK(heartbeat.status());
+  EXPECT_EQ(received, 20u);
+  EXPECT_EQ(*heartbeat, 20u);
 }
 
 // Clients that always have a submit waiting must not keep the master from its stream port: a
