@@ -17,8 +17,8 @@ namespace ferry {
 // The master's commit log: a file of numbered records, each durable once WaitSynced() says
 // so. A submitted transaction is durable by its record; SQLite gets it in a group commit a
 // few milliseconds later, and after a crash the records SQLite lacks are applied again, in
-// order. One small page of a preallocated file is fsynced per transaction, on a thread of its
-// own while the transaction is applied.
+// order. A small page of a preallocated file is fsynced per group of transactions (the
+// submits that waited together), on a thread of its own while they are applied.
 //
 // Record: [u32 payload length][u32 CRC-32 of number and payload][u64 number][payload], numbers
 // consecutive. Reading stops at the first record that is torn, fails its CRC, or does not

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <set>
 
 #include "common/codec.h"
 #include "common/log.h"
@@ -103,9 +104,11 @@ Status Master::Flush() {
 }
 
 void Master::HandleSubmitPort() {
+  // The submits waiting together commit as a group, made durable by one fsync.
+  std::vector<Received> submits;
   for (int served = 0; served < kRequestsPerTurn; ++served) {
     auto received = TryReceive(submit_socket_, /*router=*/true);
-    if (!received) return;
+    if (!received) break;
     if (!received->envelope.ok()) {
       LogWarning("submit port: rejected message: " + received->envelope.status().message());
       (void)Send(submit_socket_,
@@ -113,18 +116,17 @@ void Master::HandleSubmitPort() {
                  received->identity);
       continue;
     }
+    if (received->envelope->has_submit_request()) {
+      submits.push_back(std::move(*received));
+      continue;
+    }
+    // Anything else is answered after the submits that came before it.
+    CommitAndReply(submits);
+    submits.clear();
     const wire::Envelope& request = *received->envelope;
     wire::Envelope reply;
     reply.set_request_id(request.request_id());
-    if (request.has_submit_request()) {
-      auto committed = store_->Commit(request.submit_request(), clock_->NowMicros());
-      if (committed.ok()) {
-        *reply.mutable_submit_reply() = std::move(committed).value();
-      } else {
-        reply = ErrorEnvelope(request.request_id(), ErrorCodeFor(committed.status()),
-                              committed.status().message());
-      }
-    } else if (request.has_status_request()) {
+    if (request.has_status_request()) {
       // Whoever asks may read the database next: what the status counts is in it.
       (void)Flush();
       *reply.mutable_status_reply()->mutable_master() = CurrentStatus();
@@ -136,10 +138,36 @@ void Master::HandleSubmitPort() {
     }
     Status sent = Send(submit_socket_, reply, received->identity);
     if (!sent.ok()) LogWarning("submit port: reply not sent: " + sent.message());
-    if (reply.has_submit_reply()) {
-      for (const auto& position : reply.submit_reply().published()) Pump(position.site());
-    }
   }
+  CommitAndReply(submits);
+}
+
+void Master::CommitAndReply(const std::vector<Received>& submits) {
+  if (submits.empty()) return;
+  std::vector<const wire::SubmitRequest*> requests;
+  requests.reserve(submits.size());
+  for (const Received& submit : submits) requests.push_back(&submit.envelope->submit_request());
+  auto committed = store_->CommitGroup(requests, clock_->NowMicros());
+  submits_since_start_ += submits.size();
+  ++commit_groups_;
+  std::set<std::string> published;
+  for (size_t i = 0; i < submits.size(); ++i) {
+    const uint64_t request_id = submits[i].envelope->request_id();
+    wire::Envelope reply;
+    if (committed[i].ok()) {
+      reply.set_request_id(request_id);
+      *reply.mutable_submit_reply() = std::move(committed[i]).value();
+      for (const auto& position : reply.submit_reply().published()) {
+        published.insert(position.site());
+      }
+    } else {
+      reply = ErrorEnvelope(request_id, ErrorCodeFor(committed[i].status()),
+                            committed[i].status().message());
+    }
+    Status sent = Send(submit_socket_, reply, submits[i].identity);
+    if (!sent.ok()) LogWarning("submit port: reply not sent: " + sent.message());
+  }
+  for (const std::string& site : published) Pump(site);
 }
 
 void Master::HandleStreamPort() {
@@ -334,6 +362,8 @@ wire::MasterStatus Master::CurrentStatus() const {
   status.set_site(catalog_->proto().master_site());
   status.set_last_transaction_id(store_->LastTransactionId());
   status.set_pid(getpid());
+  status.set_submits_since_start(submits_since_start_);
+  status.set_commit_groups(commit_groups_);
   const auto now = clock_->Steady();
   for (const auto& position : store_->Streams()) {
     wire::StreamStatus* stream = status.add_streams();

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 #include <zmq.hpp>
 
 #include "common/catalog.h"
@@ -15,6 +16,8 @@
 #include "master/master_store.h"
 
 namespace ferry {
+
+struct Received;  // common/codec.h
 
 struct MasterOptions {
   std::string submit_endpoint = "tcp://127.0.0.1:7400";  // submit and status requests
@@ -59,6 +62,8 @@ class Master {
          const Clock* clock, std::unique_ptr<MasterStore> store);
 
   void HandleSubmitPort();
+  // Commits `submits` as one group (one fsync) and answers each.
+  void CommitAndReply(const std::vector<Received>& submits);
   void HandleStreamPort();
   // Puts the committed transactions the store groups where other readers see them.
   Status Flush();
@@ -85,6 +90,8 @@ class Master {
   // When the store's group of committed transactions is flushed, if one is open.
   std::optional<std::chrono::steady_clock::time_point> flush_due_;
   Status store_failed_;  // a flush that failed: Run stops with it
+  uint64_t submits_since_start_ = 0;
+  uint64_t commit_groups_ = 0;
 };
 
 // How long committed transactions may wait, durable, for SQLite's group commit (at most;

@@ -41,8 +41,14 @@ class MasterStore {
   // hold, commits the rows and one outbox entry per replica site they route to, as one
   // transaction, durable when this returns. A rejected request stores nothing; its error
   // names the change (by its position), the LU, the key and what is wrong.
-  virtual StatusOr<wire::SubmitReply> Commit(const wire::SubmitRequest& request,
-                                             int64_t commit_time_us) = 0;
+  StatusOr<wire::SubmitReply> Commit(const wire::SubmitRequest& request, int64_t commit_time_us) {
+    return std::move(CommitGroup({&request}, commit_time_us).front());
+  }
+  // Commits each request as Commit does, in order, each its own transaction (a rejected one
+  // does not stop the others; a later one sees an earlier one's rows), and makes them durable
+  // together before returning: one sync for the group. The replies are in the requests' order.
+  virtual std::vector<StatusOr<wire::SubmitReply>> CommitGroup(
+      const std::vector<const wire::SubmitRequest*>& requests, int64_t commit_time_us) = 0;
 
   // Committed transactions may wait, durable but in a group, for this to put them where
   // other readers of the database see them (the owner calls it within milliseconds; an

@@ -82,8 +82,30 @@ class SqliteMasterStore final : public MasterStore {
     return PrepareStatements();
   }
 
-  StatusOr<wire::SubmitReply> Commit(const wire::SubmitRequest& request,
-                                     int64_t commit_time_us) override {
+  std::vector<StatusOr<wire::SubmitReply>> CommitGroup(
+      const std::vector<const wire::SubmitRequest*>& requests, int64_t commit_time_us) override {
+    std::vector<StatusOr<wire::SubmitReply>> replies;
+    replies.reserve(requests.size());
+    bool logged = false;
+    for (const wire::SubmitRequest* request : requests) {
+      replies.push_back(LogAndApply(*request, commit_time_us, &logged));
+    }
+    // One fsync covers every record the group wrote: the replies wait for it.
+    Status synced = logged ? log_->WaitSynced() : Status::Ok();
+    if (!synced.ok()) {
+      broken_ = synced.Annotate("the transaction may or may not be committed: restart the master");
+      for (auto& reply : replies) {
+        if (reply.ok()) reply = broken_;
+      }
+    }
+    return replies;
+  }
+
+ private:
+  // Writes `request` to the commit log (its fsync starts in the background) and applies it in
+  // SQLite's open group; `*logged` is set once a record was written.
+  StatusOr<wire::SubmitReply> LogAndApply(const wire::SubmitRequest& request,
+                                          int64_t commit_time_us, bool* logged) {
     if (request.changes().empty()) return Status::InvalidArgument("the transaction has no changes");
     if (!broken_.ok()) return broken_;
     std::string payload(sizeof commit_time_us, '\0');
@@ -99,21 +121,22 @@ class SqliteMasterStore final : public MasterStore {
     if (!log_->HasRoomFor(payload.size())) FERRY_RETURN_IF_ERROR(MakeDurable());
     FERRY_RETURN_IF_ERROR(log_->Append(next_record_, payload));
     ++next_record_;
+    *logged = true;
     // The record's fsync runs while SQLite applies the transaction in the open group. A
     // rejected transaction leaves its record, which a recovery rejects again.
     auto reply = Apply(request, commit_time_us);
     const Status::Code code = reply.ok() ? Status::Code::kOk : reply.status().code();
-    Status synced = log_->WaitSynced();
-    if (!synced.ok() || code == Status::Code::kIoError || code == Status::Code::kInternal) {
-      // Applied in the group or not, durable or not: what this store holds in memory can no
-      // longer be trusted, and a restart settles it from the log.
-      broken_ = (synced.ok() ? reply.status() : synced)
-                    .Annotate("the transaction may or may not be committed: restart the master");
+    if (code == Status::Code::kIoError || code == Status::Code::kInternal) {
+      // Applied in the group or not: what this store holds in memory can no longer be
+      // trusted, and a restart settles it from the log.
+      broken_ = reply.status().Annotate(
+          "the transaction may or may not be committed: restart the master");
       return broken_;
     }
     return reply;
   }
 
+ public:
   Status Flush() override {
     if (!broken_.ok()) return broken_;
     if (!group_) return Status::Ok();

@@ -5,6 +5,7 @@
 
 #include <gmock/gmock.h>
 
+#include <set>
 #include <thread>
 #include <zmq_addon.hpp>
 
@@ -293,6 +294,52 @@ TEST_F(MasterTest, StreamMovesOnWhileClientsKeepTheSubmitPortBusy) {
   for (auto& t : clients) t.join();
   ASSERT_GT(wanted, 100u);  // far past the window of 10
   EXPECT_EQ(received, wanted) << "SITE-A's stream stood still while the submit port was busy";
+}
+
+// Submits that wait together are committed as one group, durable by one fsync, and each is
+// answered as if it had been alone: a rejected one does not stop the others in its group.
+TEST_F(MasterTest, ConcurrentSubmitsShareAnFsyncAndAreAnsweredEachAlone) {
+  SubmitWorkload(0);  // the set-up: companies C1 and C2
+  constexpr int kClients = 8;
+  constexpr int kEach = 40;
+  std::vector<std::string> failures[kClients];
+  std::vector<uint64_t> ids[kClients];
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      NodeClient client(context_, master_->submit_endpoint());
+      for (int k = 0; k < kEach; ++k) {
+        // Every fifth names a company that does not exist and must be rejected.
+        const bool bad = k % 5 == 4;
+        const std::string key = "GROUP-" + std::to_string(c) + "-" + std::to_string(k);
+        auto reply = client.Submit(
+            testing::Transaction({Change("Customer", wire::NEW, {{"customer_id", key}},
+                                         {{"company_id", bad ? "NOPE" : "C1"}, {"name", key}})}));
+        if (bad == reply.ok()) {
+          failures[c].push_back(key + ": " + (reply.ok() ? "committed" : reply.status().message()));
+        }
+        if (reply.ok()) ids[c].push_back(reply->transaction_id());
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  std::set<uint64_t> distinct;
+  for (int c = 0; c < kClients; ++c) {
+    EXPECT_TRUE(failures[c].empty()) << failures[c].front();
+    EXPECT_EQ(ids[c].size(), size_t{kEach - kEach / 5});
+    distinct.insert(ids[c].begin(), ids[c].end());
+  }
+  EXPECT_EQ(distinct.size(), size_t{kClients * (kEach - kEach / 5)}) << "a transaction id twice";
+
+  NodeClient client(context_, master_->submit_endpoint());
+  auto status = client.GetStatus();
+  ASSERT_OK(status.status());
+  const wire::MasterStatus& master = status->master();
+  const uint64_t setup = OrdersWorkload().SetUp().size();
+  EXPECT_EQ(master.submits_since_start(), setup + kClients * kEach);
+  EXPECT_LT(master.commit_groups(), master.submits_since_start())
+      << "eight clients at once and never two submits in one group";
+  EXPECT_GE(master.commit_groups(), setup) << "the set-up came from one client, one at a time";
 }
 
 TEST_F(MasterTest, UnknownSiteIsRefused) {
