@@ -355,11 +355,12 @@ std::string FormatTable(const BenchOptions& options, const BenchResult& result) 
                   p.p50_ms, p.p99_ms, p.max_ms, p.samples);
     return std::string(line);
   };
+  const std::string clients =
+      std::to_string(options.clients) + (options.clients == 1 ? " client" : " clients");
   row("end-to-end, 1 client", rate("e2e-1"));
-  row(("end-to-end, " + std::to_string(options.clients) + " clients").c_str(), rate("e2e-n"));
+  row(("end-to-end, " + clients).c_str(), rate("e2e-n"));
   row("catch-up (replica started after the load)", rate("catch-up"));
-  row(("the master alone (that load, " + std::to_string(options.clients) + " clients)").c_str(),
-      rate("master-alone"));
+  row(("the master alone (that load, " + clients + ")").c_str(), rate("master-alone"));
   const std::string at = "at " + std::to_string(options.latency_rate) + " tx/s for " +
                          std::to_string(options.latency_seconds) + " s: ";
   row((at + "master commit -> replica commit").c_str(), latency(result.commit_to_commit));
