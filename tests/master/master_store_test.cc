@@ -274,6 +274,37 @@ TEST_F(MasterStoreTest, TransactionsNotYetFlushedAreAppliedAgainFromTheCommitLog
   EXPECT_EQ(store_->LastTransactionId(), last_id + 1);
 }
 
+// A group applies its requests in order, each its own transaction: a later one sees an
+// earlier one's rows, a rejected one stores nothing and stops none of the others, and after a
+// crash before SQLite's group commit every committed one is applied again from the log.
+TEST_F(MasterStoreTest, AGroupCommitsEachInOrderAndAloneAndSurvivesACrash) {
+  CommitBasics();
+  ASSERT_OK(store_->Flush());
+  const wire::SubmitRequest customer = Transaction(
+      {Change("Customer", wire::NEW, {{"customer_id", "CUST-2"}}, {{"company_id", "C1"}})});
+  const wire::SubmitRequest nowhere = Transaction(
+      {Change("Customer", wire::NEW, {{"customer_id", "CUST-3"}}, {{"company_id", "NOPE"}})});
+  const wire::SubmitRequest order = Transaction(
+      {Change("CustomerOrder", wire::NEW, {{"order_no", "O-1"}},
+              {{"customer_id", "CUST-2"}, {"site_id", "C1-S1"}, {"status", "Planned"}})});
+  auto replies = store_->CommitGroup({&customer, &nowhere, &order}, 2000);
+  ASSERT_EQ(replies.size(), 3u);
+  ASSERT_OK(replies[0].status());
+  EXPECT_EQ(replies[1].status().code(), Status::Code::kNotFound);
+  EXPECT_THAT(replies[1].status().message(), HasSubstr("NOPE"));
+  ASSERT_OK(replies[2].status());  // its customer came earlier in the group
+  EXPECT_EQ(replies[2]->transaction_id(), replies[0]->transaction_id() + 1);
+  EXPECT_EQ(replies[2]->published(0).sequence(), replies[0]->published(0).sequence() + 1);
+  const auto before = Outbox("SITE-A");
+
+  Reopen();  // without a Flush: SQLite's open group rolls back, the log has the records
+  EXPECT_EQ(store_->LastTransactionId(), replies[2]->transaction_id());
+  const auto after = Outbox("SITE-A");
+  ASSERT_EQ(after.size(), before.size());
+  EXPECT_EQ(after.back().transaction_id(), replies[2]->transaction_id());
+  EXPECT_EQ(store_->Commit(customer, 3000).status().code(), Status::Code::kAlreadyExists);
+}
+
 TEST_F(MasterStoreTest, ACommitLogLeftByAnotherDatabaseIsNotApplied) {
   auto company = [](const std::string& id) {
     return Transaction({Change("Company", wire::NEW, {{"company_id", id}}, {{"name", "Same"}})});
