@@ -97,9 +97,10 @@ class Master {
 // How long committed transactions may wait, durable, for SQLite's group commit (at most;
 // sooner when the master has nothing else to do or is asked its status).
 inline constexpr std::chrono::milliseconds kFlushDelay{5};
-// Requests a port is served per turn of the poll loop. Without a bound, clients that always
-// have a submit waiting kept the loop on the submit port: the replicas' acks went unread, the
-// streams stood at their windows and heartbeats stopped until the load ended.
+// Requests a port is served per turn of the poll loop, and so the most submits one group
+// commits. Without a bound, clients that always have a submit waiting kept the loop on the
+// submit port: the replicas' acks went unread, the streams stood at their windows and
+// heartbeats stopped until the load ended.
 inline constexpr int kRequestsPerTurn = 64;
 
 }  // namespace ferry
