@@ -52,8 +52,8 @@ std::string Time(int64_t micros) {
 
 void PrintMaster(const wire::MasterStatus& status, std::ostream& out) {
   out << "master " << status.site() << ": last transaction " << status.last_transaction_id()
-      << "; since start " << status.submits_since_start() << " submits in "
-      << status.commit_groups() << " durable groups\n";
+      << "; since start " << status.submits_since_start() << " submits made durable by "
+      << status.durable_syncs() << " fsyncs\n";
   out << "  " << std::left << std::setw(12) << "site" << std::setw(10) << "latest" << std::setw(14)
       << "acknowledged"
       << "connected\n";

@@ -143,6 +143,7 @@ void CommitLog::SyncLoop() {
     lock.lock();
     if (!ok && error_.ok()) error_ = Status::IoError(error);
     synced_ = target;
+    ++syncs_;
     changed_.notify_all();
   }
 }

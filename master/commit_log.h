@@ -44,6 +44,11 @@ class CommitLog {
   Status Append(uint64_t number, std::string_view payload);
   // Waits until everything Append wrote is durable.
   Status WaitSynced();
+  // The fsyncs done since Open.
+  uint64_t syncs() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return syncs_;
+  }
   // The records so far are durable elsewhere: the next one goes to the start of the file.
   void Restart() { end_ = 0; }
   bool HasRoomFor(size_t payload_bytes) const {
@@ -60,11 +65,12 @@ class CommitLog {
   const int fd_;
   const std::string path_;
   size_t end_ = 0;  // where the next record goes
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable changed_;
   uint64_t appended_ = 0;  // records written
   uint64_t synced_ = 0;    // of them, the ones an fsync has covered
-  Status error_;           // the first failed fsync: nothing after it is known durable
+  uint64_t syncs_ = 0;
+  Status error_;  // the first failed fsync: nothing after it is known durable
   bool stop_ = false;
   std::thread syncer_;  // last: starts after the members it uses
 };

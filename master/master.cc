@@ -149,7 +149,6 @@ void Master::CommitAndReply(const std::vector<Received>& submits) {
   for (const Received& submit : submits) requests.push_back(&submit.envelope->submit_request());
   auto committed = store_->CommitGroup(requests, clock_->NowMicros());
   submits_since_start_ += submits.size();
-  ++commit_groups_;
   std::set<std::string> published;
   for (size_t i = 0; i < submits.size(); ++i) {
     const uint64_t request_id = submits[i].envelope->request_id();
@@ -166,6 +165,15 @@ void Master::CommitAndReply(const std::vector<Received>& submits) {
     }
     Status sent = Send(submit_socket_, reply, submits[i].identity);
     if (!sent.ok()) LogWarning("submit port: reply not sent: " + sent.message());
+  }
+  for (const auto& reply : committed) {
+    const Status::Code code = reply.ok() ? Status::Code::kOk : reply.status().code();
+    if (code == Status::Code::kIoError || code == Status::Code::kInternal) {
+      // The store broke: what its open group holds may not be durable and must never reach a
+      // replica. The flush reports it, and Run stops before the next turn.
+      (void)Flush();
+      return;
+    }
   }
   for (const std::string& site : published) Pump(site);
 }
@@ -257,6 +265,7 @@ void Master::OnAck(const std::string& identity, const wire::Ack& ack) {
 }
 
 void Master::Pump(const std::string& site) {
+  if (!store_failed_.ok()) return;  // the outbox may hold what is not durable
   auto it = peers_.find(site);
   if (it == peers_.end() || it->second.identity.empty()) return;
   Peer& peer = it->second;
@@ -363,7 +372,7 @@ wire::MasterStatus Master::CurrentStatus() const {
   status.set_last_transaction_id(store_->LastTransactionId());
   status.set_pid(getpid());
   status.set_submits_since_start(submits_since_start_);
-  status.set_commit_groups(commit_groups_);
+  status.set_durable_syncs(store_->DurableSyncs());
   const auto now = clock_->Steady();
   for (const auto& position : store_->Streams()) {
     wire::StreamStatus* stream = status.add_streams();

@@ -32,7 +32,7 @@ struct MasterOptions {
 // ferry-master: owns the master database, takes transactions on its submit port, and streams
 // each replica site its own messages on the stream port (ROUTER): a replica says hello with
 // the sequence it wants next and is sent its stream from there, at most `stream_window`
-// messages ahead of its acknowledgements, with heartbeats carrying the latest sequence.
+// messages ahead of its acknowledgements, with heartbeats carrying the last sequence sent.
 // Single-threaded: Run() is its poll loop.
 class Master {
  public:
@@ -91,7 +91,6 @@ class Master {
   std::optional<std::chrono::steady_clock::time_point> flush_due_;
   Status store_failed_;  // a flush that failed: Run stops with it
   uint64_t submits_since_start_ = 0;
-  uint64_t commit_groups_ = 0;
 };
 
 // How long committed transactions may wait, durable, for SQLite's group commit (at most;

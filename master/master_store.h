@@ -46,7 +46,9 @@ class MasterStore {
   }
   // Commits each request as Commit does, in order, each its own transaction (a rejected one
   // does not stop the others; a later one sees an earlier one's rows), and makes them durable
-  // together before returning: one sync for the group. The replies are in the requests' order.
+  // together before returning: the group shares its syncs. The replies are in the requests'
+  // order. A storage error breaks the store: that request and every later one fail with it,
+  // and so does every one if the sync fails.
   virtual std::vector<StatusOr<wire::SubmitReply>> CommitGroup(
       const std::vector<const wire::SubmitRequest*>& requests, int64_t commit_time_us) = 0;
 
@@ -84,6 +86,8 @@ class MasterStore {
   // The position of `site`'s stream (zeros for a site without one).
   virtual StreamPosition Position(const std::string& site) const = 0;
   virtual uint64_t LastTransactionId() const = 0;
+  // The syncs that made submits durable since the store was opened.
+  virtual uint64_t DurableSyncs() const = 0;
 };
 
 // Opens (creating if needed) the SQLite master database at `path` for `catalog`.

@@ -86,16 +86,20 @@ class SqliteMasterStore final : public MasterStore {
       const std::vector<const wire::SubmitRequest*>& requests, int64_t commit_time_us) override {
     std::vector<StatusOr<wire::SubmitReply>> replies;
     replies.reserve(requests.size());
-    bool logged = false;
-    for (const wire::SubmitRequest* request : requests) {
-      replies.push_back(LogAndApply(*request, commit_time_us, &logged));
+    std::vector<char> logged(requests.size(), false);  // a record was written
+    for (size_t i = 0; i < requests.size(); ++i) {
+      bool written = false;
+      replies.push_back(LogAndApply(*requests[i], commit_time_us, &written));
+      logged[i] = written;
     }
-    // One fsync covers every record the group wrote: the replies wait for it.
-    Status synced = logged ? log_->WaitSynced() : Status::Ok();
+    // The replies wait for an fsync that began after the group's last record was written.
+    const bool any = std::find(logged.begin(), logged.end(), true) != logged.end();
+    Status synced = any ? log_->WaitSynced() : Status::Ok();
     if (!synced.ok()) {
+      // A rejection may have depended on an earlier request of the group, which may be lost.
       broken_ = synced.Annotate("the transaction may or may not be committed: restart the master");
-      for (auto& reply : replies) {
-        if (reply.ok()) reply = broken_;
+      for (size_t i = 0; i < replies.size(); ++i) {
+        if (logged[i]) replies[i] = broken_;
       }
     }
     return replies;
@@ -103,7 +107,7 @@ class SqliteMasterStore final : public MasterStore {
 
  private:
   // Writes `request` to the commit log (its fsync starts in the background) and applies it in
-  // SQLite's open group; `*logged` is set once a record was written.
+  // SQLite's open group; `*logged` is set once its record was written.
   StatusOr<wire::SubmitReply> LogAndApply(const wire::SubmitRequest& request,
                                           int64_t commit_time_us, bool* logged) {
     if (request.changes().empty()) return Status::InvalidArgument("the transaction has no changes");
@@ -349,6 +353,7 @@ class SqliteMasterStore final : public MasterStore {
   }
 
   uint64_t LastTransactionId() const override { return last_transaction_id_; }
+  uint64_t DurableSyncs() const override { return log_->syncs(); }
 
  private:
   Status PrepareStatements() {
