@@ -296,6 +296,8 @@ TEST_F(MasterStoreTest, AGroupCommitsEachInOrderAndAloneAndSurvivesACrash) {
   EXPECT_EQ(replies[2]->transaction_id(), replies[0]->transaction_id() + 1);
   EXPECT_EQ(replies[2]->published(0).sequence(), replies[0]->published(0).sequence() + 1);
   const auto before = Outbox("SITE-A");
+  EXPECT_TRUE(store_->HasUnflushed());
+  EXPECT_GE(store_->DurableSyncs(), 2u);  // the basics', then the group's
 
   Reopen();  // without a Flush: SQLite's open group rolls back, the log has the records
   EXPECT_EQ(store_->LastTransactionId(), replies[2]->transaction_id());
