@@ -64,8 +64,14 @@ Status SendFrames(zmq::socket_t& socket, std::vector<zmq::message_t> body,
   for (auto& frame : body) frames.push_back(std::move(frame));
   try {
     if (!zmq::send_multipart(socket, frames, zmq::send_flags::dontwait)) {
-      return Status::Unavailable("send queue full (high-water mark reached) for " +
-                                 (envelope ? BodyName(*envelope) : "ReplicationMessage"));
+      const std::string what = envelope ? BodyName(*envelope) : "ReplicationMessage";
+      // A ROUTER with a known peer would block only at the high-water mark; a DEALER also
+      // when it has no connection at all (sockets here set ZMQ_IMMEDIATE).
+      if (socket.get(zmq::sockopt::type) == ZMQ_ROUTER) {
+        return Status::Unavailable("send queue full (high-water mark reached) for " + what);
+      }
+      return Status::Unavailable("no connected peer takes " + what +
+                                 " (not connected, or its send queue is full)");
     }
   } catch (const zmq::error_t& e) {
     if (e.num() == EHOSTUNREACH) return Status::NotFound("peer is no longer connected");

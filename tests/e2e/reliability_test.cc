@@ -8,6 +8,8 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <optional>
 #include <random>
 #include <thread>
 #include <zmq_addon.hpp>
@@ -490,6 +492,58 @@ TEST_F(ReliabilityTest, ReplicaAsksAgainOnAGapOrASilenceAndDropsDuplicates) {
   ASSERT_OK(hello.status());
   EXPECT_EQ(*hello, 5u);
   EXPECT_EQ(said(), 1);
+}
+
+// An ack the replica cannot send (its master went away between a message and the sync that
+// makes it durable) is logged with its sequence and what stopped it.
+TEST_F(ReliabilityTest, AnAckThatCannotBeSentIsLogged) {
+  zmq::context_t context;
+  auto master = std::make_unique<zmq::socket_t>(context, zmq::socket_type::router);
+  master->set(zmq::sockopt::linger, 0);
+  auto endpoint = Bind(*master, "tcp://127.0.0.1:*");
+  ASSERT_OK(endpoint.status());
+  std::filesystem::remove(dir_.File("SITE-A.ready"));
+  // A second between syncs: time for the connection to be gone before the ack is sent.
+  auto replica = ChildProcess::Start(
+      {testing::Executable("ferry-replica"), "--site", "SITE-A", "--master", *endpoint, "--db",
+       deployment_.db("SITE-A"), "--control-endpoint", "tcp://127.0.0.1:*", "--ready-file",
+       dir_.File("SITE-A.ready"), "--sync-interval-ms", "1000"},
+      deployment_.log("SITE-A"));
+  ASSERT_OK(replica.status());
+  NodeClient control(context,
+                     ReadReadyFile(dir_.File("SITE-A.ready"), std::chrono::seconds(10))["control"]);
+  std::optional<Received> hello;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        zmq::pollitem_t item{master->handle(), 0, ZMQ_POLLIN, 0};
+        if (!Poll(&item, 1, std::chrono::milliseconds(100)).ok()) return false;
+        hello = TryReceive(*master, /*router=*/true);
+        return hello && hello->envelope.ok() && hello->envelope->has_stream_hello();
+      },
+      std::chrono::seconds(10)));
+  wire::Envelope envelope;
+  wire::ReplicationMessage* message = envelope.mutable_replication_message();
+  message->set_site("SITE-A");
+  message->set_sequence(1);
+  message->set_message_class(wire::RECEIVE_CONFIGURATION);
+  *message->mutable_configuration() = catalog_->proto();
+  ASSERT_OK(Send(*master, envelope, hello->identity));
+  // Stored once it shows as received; then the master goes.
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        auto status = control.GetStatus();
+        return status.ok() && status->replica().last_received_sequence() == 1;
+      },
+      std::chrono::seconds(10)));
+  master.reset();
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        return testing::ReadFile(deployment_.log("SITE-A"))
+                   .find("ack of sequence 1 not sent: no connected peer takes Ack") !=
+               std::string::npos;
+      },
+      std::chrono::seconds(10)))
+      << testing::ReadFile(deployment_.log("SITE-A"));
 }
 
 // Workers apply batches of jobs in one transaction each, without an fsync per commit. A
