@@ -124,6 +124,8 @@ class ReplicaStore {
 
 struct ReplicaStoreOptions {
   bool create = true;  // create the database if missing (the node); a worker opens an existing one
+  // How long a write waits for another process's write lock before it fails.
+  int busy_timeout_ms = 10000;
 };
 
 StatusOr<std::unique_ptr<ReplicaStore>> OpenSqliteReplicaStore(const std::string& path,

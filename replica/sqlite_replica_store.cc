@@ -705,6 +705,7 @@ StatusOr<std::unique_ptr<ReplicaStore>> OpenSqliteReplicaStore(const std::string
   // the rest), and a commit lost to a power cut takes every later one with it, so an applied
   // job never outlives its inbox entry.
   db_options.synchronous_full = false;
+  db_options.busy_timeout_ms = options.busy_timeout_ms;
   auto db = sqlite::Db::Open(path, db_options);
   if (!db.ok()) return db.status();
   auto store = std::make_unique<SqliteReplicaStore>(std::move(db).value());

@@ -691,6 +691,39 @@ TEST_F(ReplicaStoreTest, ApplyJobsAppliesEveryJobOfTheBatch) {
   }
 }
 
+// A batch whose transaction cannot get the write lock (another process holds it past the busy
+// timeout) fails whole, with the lock named, and leaves every job as it was to run again.
+TEST_F(ReplicaStoreTest, ApplyJobsThatCannotGetTheWriteLockFailWholeAndRunLater) {
+  std::vector<Job> jobs = InstallConfigurationAnd({NewCompany("C1"), NewSite("C1-S1", "C1")});
+  ASSERT_EQ(jobs.size(), 2u);
+  std::vector<ReplicaStore::Attempt> batch;
+  for (const Job& job : jobs) batch.push_back(MakeAttempt(job.id, NextAttempt(job.id), kNowUs));
+  store_.reset();
+  auto store = OpenSqliteReplicaStore(path_, {.create = false, .busy_timeout_ms = 100});
+  ASSERT_OK(store.status());
+  store_ = std::move(store).value();
+  {
+    auto other = sqlite::Db::Open(path_, {.create = false});
+    ASSERT_OK(other.status());
+    ASSERT_OK(other->Exec("BEGIN IMMEDIATE"));  // another writer, holding the lock
+
+    std::vector<Status> results = store_->ApplyJobs(batch, testing::FixedClock(kNowUs + 500));
+
+    ASSERT_EQ(results.size(), 1u) << "one error for the batch";
+    EXPECT_FALSE(results[0].ok());
+    EXPECT_THAT(results[0].message(), HasSubstr("locked"));
+    ASSERT_OK(other->Exec("ROLLBACK"));
+  }
+  EXPECT_TRUE(Rows("Company").empty());
+  EXPECT_EQ(Unfinished().size(), 2u) << "both jobs wait to run again";
+  EXPECT_EQ(Record(jobs[0].id).attempt_log_size(), 0) << "no attempt recorded";
+
+  std::vector<Status> again = store_->ApplyJobs(batch, testing::FixedClock(kNowUs + 900));
+  ASSERT_EQ(again.size(), 2u);
+  for (const Status& result : again) EXPECT_OK(result);
+  EXPECT_EQ(Rows("Site").size(), 1u);
+}
+
 TEST_F(ReplicaStoreTest, ApplyJobsCommitsTheBatchOnceWithOneFinishTime) {
   std::vector<Job> jobs = InstallConfigurationAnd(
       {NewCompany("C1"), NewSite("C1-S1", "C1"), NewCustomer("CU-1", "C1")});
