@@ -43,6 +43,31 @@ class ReliabilityTest : public ::testing::Test {
     catalog_ = *catalog;
   }
 
+  // SITE-A's replica, streaming from a master the test plays on a ROUTER at `endpoint`; its
+  // own ports are its own choice. Returns it once its control endpoint is known.
+  StatusOr<ChildProcess> StartReplicaOfFakeMaster(const std::string& endpoint,
+                                                  const std::vector<std::string>& extra_args,
+                                                  std::string* control) {
+    std::filesystem::remove(dir_.File("SITE-A.ready"));
+    std::vector<std::string> argv = {testing::Executable("ferry-replica"),
+                                     "--site",
+                                     "SITE-A",
+                                     "--master",
+                                     endpoint,
+                                     "--db",
+                                     deployment_.db("SITE-A"),
+                                     "--control-endpoint",
+                                     "tcp://127.0.0.1:*",
+                                     "--ready-file",
+                                     dir_.File("SITE-A.ready")};
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    auto replica = ChildProcess::Start(argv, deployment_.log("SITE-A"));
+    if (!replica.ok()) return replica.status();
+    *control = ReadReadyFile(dir_.File("SITE-A.ready"), std::chrono::seconds(10))["control"];
+    if (control->empty()) return Status::Unavailable("the replica wrote no control endpoint");
+    return replica;
+  }
+
   void ExpectRowsEqualMaster(const std::string& site, const Catalog* catalog = nullptr) {
     EXPECT_GT(testing::ExpectRowsEqualMaster(catalog ? *catalog : *catalog_,
                                              deployment_.master_db(), deployment_.db(site), site),
@@ -362,17 +387,9 @@ TEST_F(ReliabilityTest, ReplicaAsksAgainOnAGapOrASilenceAndDropsDuplicates) {
   master.set(zmq::sockopt::linger, 0);
   auto endpoint = Bind(master, "tcp://127.0.0.1:*");
   ASSERT_OK(endpoint.status());
-  // The replica's own port options; only the master endpoint is ours.
-  std::filesystem::remove(dir_.File("SITE-A.ready"));
-  auto replica = ChildProcess::Start(
-      {testing::Executable("ferry-replica"), "--site", "SITE-A", "--master", *endpoint, "--db",
-       deployment_.db("SITE-A"), "--control-endpoint", "tcp://127.0.0.1:*", "--ready-file",
-       dir_.File("SITE-A.ready"), "--master-timeout-ms", "1500"},
-      deployment_.log("SITE-A"));
+  std::string control;
+  auto replica = StartReplicaOfFakeMaster(*endpoint, {"--master-timeout-ms", "1500"}, &control);
   ASSERT_OK(replica.status());
-  const std::string control =
-      ReadReadyFile(dir_.File("SITE-A.ready"), std::chrono::seconds(10))["control"];
-  ASSERT_FALSE(control.empty());
 
   // Waits for the replica's next StreamHello or Ack on the fake master.
   std::string identity;
@@ -502,16 +519,12 @@ TEST_F(ReliabilityTest, AnAckThatCannotBeSentIsLogged) {
   master->set(zmq::sockopt::linger, 0);
   auto endpoint = Bind(*master, "tcp://127.0.0.1:*");
   ASSERT_OK(endpoint.status());
-  std::filesystem::remove(dir_.File("SITE-A.ready"));
   // A second between syncs: time for the connection to be gone before the ack is sent.
-  auto replica = ChildProcess::Start(
-      {testing::Executable("ferry-replica"), "--site", "SITE-A", "--master", *endpoint, "--db",
-       deployment_.db("SITE-A"), "--control-endpoint", "tcp://127.0.0.1:*", "--ready-file",
-       dir_.File("SITE-A.ready"), "--sync-interval-ms", "1000"},
-      deployment_.log("SITE-A"));
+  std::string control_endpoint;
+  auto replica =
+      StartReplicaOfFakeMaster(*endpoint, {"--sync-interval-ms", "1000"}, &control_endpoint);
   ASSERT_OK(replica.status());
-  NodeClient control(context,
-                     ReadReadyFile(dir_.File("SITE-A.ready"), std::chrono::seconds(10))["control"]);
+  NodeClient control(context, control_endpoint);
   std::optional<Received> hello;
   ASSERT_TRUE(testing::WaitFor(
       [&] {
