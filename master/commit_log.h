@@ -17,8 +17,8 @@ namespace ferry {
 // The master's commit log: a file of numbered records, each durable once WaitSynced() says
 // so. A submitted transaction is durable by its record; SQLite gets it in a group commit a
 // few milliseconds later, and after a crash the records SQLite lacks are applied again, in
-// order. A small page of a preallocated file is fsynced per group of transactions (the
-// submits that waited together), on a thread of its own while they are applied.
+// order. Records go to a preallocated file, whose fsyncs run on a thread of their own while
+// the transactions are applied; the submits that waited together share them.
 //
 // Record: [u32 payload length][u32 CRC-32 of number and payload][u64 number][payload], numbers
 // consecutive. Reading stops at the first record that is torn, fails its CRC, or does not
@@ -69,8 +69,8 @@ class CommitLog {
   std::condition_variable changed_;
   uint64_t appended_ = 0;  // records written
   uint64_t synced_ = 0;    // of them, the ones an fsync has covered
-  uint64_t syncs_ = 0;
-  Status error_;  // the first failed fsync: nothing after it is known durable
+  uint64_t syncs_ = 0;     // fsyncs done
+  Status error_;           // the first failed fsync: nothing after it is known durable
   bool stop_ = false;
   std::thread syncer_;  // last: starts after the members it uses
 };
