@@ -297,8 +297,8 @@ TEST_F(MasterTest, StreamMovesOnWhileClientsKeepTheSubmitPortBusy) {
   EXPECT_EQ(received, wanted) << "SITE-A's stream stood still while the submit port was busy";
 }
 
-// Submits that wait together are committed as one group, durable by one fsync, and each is
-// answered as if it had been alone: a rejected one does not stop the others in its group.
+// Submits that wait together are committed as one group that shares the commit log's fsyncs,
+// and each is answered as if it had been alone: a rejected one stops no other in its group.
 TEST_F(MasterTest, ConcurrentSubmitsShareAnFsyncAndAreAnsweredEachAlone) {
   SubmitWorkload(0);  // the set-up: companies C1 and C2
   constexpr int kClients = 8;
