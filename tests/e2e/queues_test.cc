@@ -453,12 +453,15 @@ TEST_F(QueuesTest, FerryctlQueueAndJobCommands) {
       testing::WaitFor([&] { return Jobs("Error").jobs_size() == 1; }, std::chrono::seconds(10)));
   const std::string job = std::to_string(JobAt(modify->published(0).sequence()));
 
-  const std::string endpoint = " --endpoint " + deployment_.control_endpoint(kSite);
-  auto ferryctl = [&](const std::string& args) {
+  auto ferryctl_at = [&](const std::string& endpoint, const std::string& args) {
     const std::string out = dir_.File("ferryctl.out");
-    int code = std::system(
-        (testing::Executable("ferryctl") + " " + args + endpoint + " > " + out + " 2>&1").c_str());
+    int code = std::system((testing::Executable("ferryctl") + " " + args + " --endpoint " +
+                            endpoint + " > " + out + " 2>&1")
+                               .c_str());
     return std::make_pair(WEXITSTATUS(code), testing::ReadFile(out));
+  };
+  auto ferryctl = [&](const std::string& args) {
+    return ferryctl_at(deployment_.control_endpoint(kSite), args);
   };
   auto [code, out] = ferryctl("jobs --state Error");
   EXPECT_EQ(code, 0);
@@ -505,6 +508,13 @@ TEST_F(QueuesTest, FerryctlQueueAndJobCommands) {
   ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(10)));
   std::tie(code, out) = ferryctl("status");
   EXPECT_THAT(out, HasSubstr("Skipped 1"));
+
+  // The master's status: its transactions and the fsyncs that made them durable.
+  std::tie(code, out) = ferryctl_at(deployment_.submit_endpoint(), "status");
+  EXPECT_EQ(code, 0);
+  EXPECT_THAT(out, ::testing::ContainsRegex(
+                       "last transaction [0-9]+; since start [0-9]+ submits made durable by "
+                       "[1-9][0-9]* fsyncs"));
 }
 
 TEST_F(QueuesTest, ProcessCountChangesAtRunTimeAndSurvivesARestart) {
