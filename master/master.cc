@@ -104,7 +104,7 @@ Status Master::Flush() {
 }
 
 void Master::HandleSubmitPort() {
-  // The submits waiting together commit as a group, made durable by one fsync.
+  // The submits waiting together commit as a group, which shares the commit log's fsyncs.
   std::vector<Received> submits;
   for (int served = 0; served < kRequestsPerTurn; ++served) {
     auto received = TryReceive(submit_socket_, /*router=*/true);
@@ -165,15 +165,6 @@ void Master::CommitAndReply(const std::vector<Received>& submits) {
     }
     Status sent = Send(submit_socket_, reply, submits[i].identity);
     if (!sent.ok()) LogWarning("submit port: reply not sent: " + sent.message());
-  }
-  for (const auto& reply : committed) {
-    const Status::Code code = reply.ok() ? Status::Code::kOk : reply.status().code();
-    if (code == Status::Code::kIoError || code == Status::Code::kInternal) {
-      // The store broke: what its open group holds may not be durable and must never reach a
-      // replica. The flush reports it, and Run stops before the next turn.
-      (void)Flush();
-      return;
-    }
   }
   for (const std::string& site : published) Pump(site);
 }
@@ -265,7 +256,6 @@ void Master::OnAck(const std::string& identity, const wire::Ack& ack) {
 }
 
 void Master::Pump(const std::string& site) {
-  if (!store_failed_.ok()) return;  // the outbox may hold what is not durable
   auto it = peers_.find(site);
   if (it == peers_.end() || it->second.identity.empty()) return;
   Peer& peer = it->second;

@@ -74,7 +74,8 @@ class MasterStore {
   // `quota` of a site (that site will need a snapshot), and idempotency keys over 24 hours old.
   virtual StatusOr<PruneResult> Prune(uint64_t quota, int64_t now_us) = 0;
 
-  // Up to `max` entries of `site`'s stream from `from_sequence` on, in order.
+  // Up to `max` entries of `site`'s stream from `from_sequence` on, in order. Fails once the
+  // store is broken: what its open group holds may not be durable and must not be sent.
   virtual StatusOr<std::vector<OutboxEntry>> ReadOutbox(const std::string& site,
                                                         uint64_t from_sequence, size_t max) = 0;
 

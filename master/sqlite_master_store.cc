@@ -87,14 +87,15 @@ class SqliteMasterStore final : public MasterStore {
     std::vector<StatusOr<wire::SubmitReply>> replies;
     replies.reserve(requests.size());
     std::vector<char> logged(requests.size(), false);  // a record was written
+    bool any_logged = false;
     for (size_t i = 0; i < requests.size(); ++i) {
       bool written = false;
       replies.push_back(LogAndApply(*requests[i], commit_time_us, &written));
       logged[i] = written;
+      any_logged = any_logged || written;
     }
     // The replies wait for an fsync that began after the group's last record was written.
-    const bool any = std::find(logged.begin(), logged.end(), true) != logged.end();
-    Status synced = any ? log_->WaitSynced() : Status::Ok();
+    Status synced = any_logged ? log_->WaitSynced() : Status::Ok();
     if (!synced.ok()) {
       // A rejection may have depended on an earlier request of the group, which may be lost.
       broken_ = synced.Annotate("the transaction may or may not be committed: restart the master");
@@ -317,6 +318,7 @@ class SqliteMasterStore final : public MasterStore {
 
   StatusOr<std::vector<OutboxEntry>> ReadOutbox(const std::string& site, uint64_t from_sequence,
                                                 size_t max) override {
+    if (!broken_.ok()) return broken_;
     read_outbox_->Bind(1, site)
         .Bind(2, static_cast<int64_t>(from_sequence))
         .Bind(3, static_cast<int64_t>(max));

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "common/catalog.h"
+#include "common/sqlite.h"
 #include "common/workload.h"
 #include "test_util.h"
 
@@ -305,6 +306,40 @@ TEST_F(MasterStoreTest, AGroupCommitsEachInOrderAndAloneAndSurvivesACrash) {
   ASSERT_EQ(after.size(), before.size());
   EXPECT_EQ(after.back().transaction_id(), replies[2]->transaction_id());
   EXPECT_EQ(store_->Commit(customer, 3000).status().code(), Status::Code::kAlreadyExists);
+}
+
+// A storage error breaks the store: the requests before it in the group are durable by their
+// records and committed, and the outbox, whose open group may hold what is not durable, is
+// read by nobody until the store is opened again.
+TEST_F(MasterStoreTest, ABrokenStoreGivesNothingFromItsOutbox) {
+  CommitBasics();
+  ASSERT_OK(store_->Flush());
+  {
+    auto other = sqlite::Db::Open(dir_.File("master.db"), {.create = false});
+    ASSERT_OK(other.status());
+    ASSERT_OK(other->Exec("DROP TABLE \"lu_CustomerOrderLine\""));  // pulled from under it
+  }
+  const wire::SubmitRequest customer = Transaction(
+      {Change("Customer", wire::NEW, {{"customer_id", "CUST-2"}}, {{"company_id", "C1"}})});
+  const wire::SubmitRequest line =
+      Transaction({Change("CustomerOrderLine", wire::NEW, {{"order_no", "O-1"}, {"line_no", "1"}},
+                          {{"site_id", "C1-S1"}, {"part_no", "P-1"}})});
+  auto replies = store_->CommitGroup({&customer, &line, &customer}, 2000);
+  ASSERT_EQ(replies.size(), 3u);
+  EXPECT_OK(replies[0].status());
+  EXPECT_FALSE(replies[1].ok());
+  EXPECT_THAT(replies[1].status().message(), HasSubstr("restart the master"));
+  EXPECT_EQ(replies[2].status().code(), replies[1].status().code()) << "the store is broken";
+
+  auto outbox = store_->ReadOutbox("SITE-A", 1, 100);
+  EXPECT_FALSE(outbox.ok()) << "an outbox read from a broken store";
+  EXPECT_THAT(outbox.status().message(), HasSubstr("restart the master"));
+  EXPECT_FALSE(store_->Flush().ok());
+
+  Reopen();  // a restart settles it from the log: the customer committed before the error
+  auto entries = store_->ReadOutbox("SITE-A", 1, 100);
+  ASSERT_OK(entries.status());
+  EXPECT_EQ(store_->LastTransactionId(), replies[0]->transaction_id());
 }
 
 TEST_F(MasterStoreTest, ACommitLogLeftByAnotherDatabaseIsNotApplied) {
