@@ -1,6 +1,7 @@
 #include "master/commit_log.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -50,10 +51,11 @@ uint32_t Crc32(std::string_view bytes, uint32_t crc) {
 }
 
 StatusOr<std::unique_ptr<CommitLog>> CommitLog::Open(const std::string& path,
-                                                     std::vector<Record>* records) {
+                                                     std::vector<Record>* records,
+                                                     std::chrono::microseconds poll_before_sleep) {
   const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return Status::IoError(Errno("cannot open commit log " + path));
-  std::unique_ptr<CommitLog> log(new CommitLog(fd, path));
+  std::unique_ptr<CommitLog> log(new CommitLog(fd, path, poll_before_sleep));
   struct stat st;
   if (fstat(fd, &st) != 0) return Status::IoError(Errno("commit log " + path));
   std::string file(static_cast<size_t>(st.st_size), '\0');
@@ -89,8 +91,11 @@ StatusOr<std::unique_ptr<CommitLog>> CommitLog::Open(const std::string& path,
   return log;
 }
 
-CommitLog::CommitLog(int fd, std::string path)
-    : fd_(fd), path_(std::move(path)), syncer_([this] { SyncLoop(); }) {}
+CommitLog::CommitLog(int fd, std::string path, std::chrono::microseconds poll_before_sleep)
+    : fd_(fd),
+      path_(std::move(path)),
+      poll_before_sleep_(poll_before_sleep),
+      syncer_([this] { SyncLoop(); }) {}
 
 CommitLog::~CommitLog() {
   {
@@ -127,6 +132,17 @@ Status CommitLog::Append(uint64_t number, std::string_view payload) {
 Status CommitLog::WaitSynced() {
   std::unique_lock<std::mutex> lock(mutex_);
   const uint64_t wanted = appended_;
+  if (synced_ < wanted) {
+    lock.unlock();
+    // A failed fsync also moves synced_, so polling ends on an error too.
+    const auto until = std::chrono::steady_clock::now() + poll_before_sleep_;
+    while (synced_.load(std::memory_order_acquire) < wanted &&
+           std::chrono::steady_clock::now() < until) {
+      sched_yield();
+    }
+    lock.lock();
+    if (synced_ < wanted) ++sleeping_waits_;
+  }
   changed_.wait(lock, [&] { return synced_ >= wanted || !error_.ok(); });
   return error_;
 }

@@ -1,5 +1,6 @@
 // The master's commit log: records read back in order after a reopen; a torn or corrupt tail,
-// and what an earlier round left behind a restart, are not read as records.
+// and what an earlier round left behind a restart, are not read as records; a wait for an
+// fsync polls before it sleeps.
 #include "master/commit_log.h"
 
 #include <fcntl.h>
@@ -81,6 +82,29 @@ TEST(CommitLogTest, RecordsOfAnEarlierRoundAfterARestartAreNotRead) {
   ASSERT_EQ(records.size(), 1u);
   EXPECT_EQ(records[0].number, 6u);
   EXPECT_EQ(records[0].payload, "second round");
+}
+
+TEST(CommitLogTest, AWaitPollsForItsFsyncBeforeItSleeps) {
+  TempDir dir;
+  std::vector<CommitLog::Record> records;
+  // A bound no fsync comes near: every wait ends while polling.
+  auto polling = CommitLog::Open(dir.File("polling"), &records, std::chrono::seconds(10));
+  ASSERT_OK(polling.status());
+  // No polling: a wait for an fsync that is still running sleeps.
+  auto sleeping = CommitLog::Open(dir.File("sleeping"), &records, std::chrono::microseconds(0));
+  ASSERT_OK(sleeping.status());
+  constexpr uint64_t kWaits = 20;
+  for (uint64_t n = 1; n <= kWaits; ++n) {
+    ASSERT_OK((*polling)->Append(n, "payload"));
+    ASSERT_OK((*polling)->WaitSynced());
+    ASSERT_OK((*sleeping)->Append(n, "payload"));
+    ASSERT_OK((*sleeping)->WaitSynced());
+  }
+  EXPECT_EQ((*polling)->sleeping_waits(), 0u);
+  EXPECT_EQ((*polling)->syncs(), kWaits);
+  // An fsync that ends before its wait begins needs no sleep, so not quite all of them.
+  EXPECT_GT((*sleeping)->sleeping_waits(), kWaits / 2);
+  EXPECT_EQ(Reopen(dir.File("polling")).size(), kWaits);
 }
 
 TEST(CommitLogTest, Crc32OfTheCheckString) { EXPECT_EQ(Crc32("123456789"), 0xCBF43926u); }
