@@ -197,9 +197,12 @@ class SqliteMasterStore final : public MasterStore {
       const wire::LuChange& change = request.changes(i);
       const std::string where = "change " + std::to_string(i + 1);
       FERRY_RETURN_IF_ERROR(catalog_->ValidateChange(change).Annotate(where));
+      const config::LogicalUnit& lu = *catalog_->FindLu(change.lu());
+      if (change.action() == wire::MODIFY) {
+        FERRY_RETURN_IF_ERROR(CheckRoutingUnchanged(lu, change).Annotate(where));
+      }
       Row row;
       FERRY_RETURN_IF_ERROR(tables_.Apply(change, &row).Annotate(where));
-      const config::LogicalUnit& lu = *catalog_->FindLu(change.lu());
       for (const auto& replica : catalog_->proto().replicas()) {
         if (catalog_->RoutesTo(replica, lu, row)) *messages[replica.name()].add_changes() = change;
       }
@@ -227,6 +230,28 @@ class SqliteMasterStore final : public MasterStore {
                                 .Run());
     }
     return reply;
+  }
+
+  // A MODIFY may not change the company or site that routes its row: the replica sites that
+  // hold the row would change, and they would get a MODIFY of a row they lack, or keep one
+  // they no longer get changes of. Only a MODIFY that sets such a column pays for the read.
+  Status CheckRoutingUnchanged(const config::LogicalUnit& lu, const wire::LuChange& change) {
+    for (const std::string* column : {&lu.company_attribute(), &lu.site_attribute()}) {
+      if (column->empty()) continue;
+      auto now = change.attributes().find(*column);
+      if (now == change.attributes().end()) continue;
+      auto before = tables_.ReadRow(lu, Row(change.keys().begin(), change.keys().end()));
+      if (!before.ok()) return before.status();
+      if (!*before) return Status::Ok();  // Apply names the missing row
+      auto was = (*before)->find(*column);
+      if (was != (*before)->end() && was->second == now->second) continue;
+      const std::string old_value = was == (*before)->end() ? "null" : "'" + was->second + "'";
+      return Status::InvalidArgument(RowName(change.lu(), change.keys()) + ": " + *column + " is " +
+                                     old_value + " and cannot become '" + now->second +
+                                     "': it decides which replica sites hold the " +
+                                     "row; REMOVE the row and add it anew instead");
+    }
+    return Status::Ok();
   }
 
   StatusOr<std::vector<std::string>> PublishConfiguration(int64_t now_us) override {

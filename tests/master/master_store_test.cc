@@ -140,6 +140,11 @@ TEST_F(MasterStoreTest, RejectedTransactionStoresNothing) {
 
 TEST_F(MasterStoreTest, EachKindOfBadChangeIsRejectedWithWhatIsWrong) {
   CommitBasics();
+  ASSERT_OK(store_
+                ->Commit(Transaction({Change("CustomerOrder", wire::NEW, {{"order_no", "O-1"}},
+                                             {{"customer_id", "CUST-1"}, {"site_id", "C1-S1"}})}),
+                         2)
+                .status());
   struct Case {
     wire::LuChange change;
     Status::Code code;
@@ -164,9 +169,9 @@ TEST_F(MasterStoreTest, EachKindOfBadChangeIsRejectedWithWhatIsWrong) {
       {Change("Customer", wire::MODIFY, {{"customer_id", "GHOST"}}, {{"name", "n"}}),
        Status::Code::kNotFound,
        {"Customer[customer_id=GHOST]", "does not exist"}},
-      {Change("Customer", wire::MODIFY, {{"customer_id", "CUST-1"}}, {{"company_id", "C7"}}),
+      {Change("CustomerOrder", wire::MODIFY, {{"order_no", "O-1"}}, {{"customer_id", "C7"}}),
        Status::Code::kNotFound,
-       {"Company[company_id=C7]"}},
+       {"Customer[customer_id=C7]"}},
       {Change("Company", wire::REMOVE, {{"company_id", "C1"}}),
        Status::Code::kInvalidArgument,
        {"cannot remove Company[company_id=C1]", "references it"}},
@@ -182,8 +187,53 @@ TEST_F(MasterStoreTest, EachKindOfBadChangeIsRejectedWithWhatIsWrong) {
       EXPECT_THAT(reply.status().message(), HasSubstr(word)) << c.change.ShortDebugString();
     }
   }
-  EXPECT_EQ(store_->LastTransactionId(), 1u);
+  EXPECT_EQ(store_->LastTransactionId(), 2u);
   EXPECT_FALSE(store_->Commit(wire::SubmitRequest(), 9).ok());
+}
+
+TEST_F(MasterStoreTest, AModifyCannotMoveARowToAnotherCompanyOrSite) {
+  CommitBasics();
+  ASSERT_OK(store_
+                ->Commit(Transaction({Change("CustomerOrder", wire::NEW, {{"order_no", "O-1"}},
+                                             {{"customer_id", "CUST-1"}, {"site_id", "C1-S1"}})}),
+                         2000)
+                .status());
+  const uint64_t last = store_->LastTransactionId();
+  // SITE-A holds CUST-1 (company C1); moved to C2 it would be SITE-B's, which never had it.
+  auto moved =
+      store_->Commit(Transaction({Change("Customer", wire::MODIFY, {{"customer_id", "CUST-1"}},
+                                         {{"name", "Moved"}, {"company_id", "C2"}})}),
+                     3000);
+  ASSERT_FALSE(moved.ok());
+  EXPECT_EQ(moved.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_THAT(moved.status().message(),
+              HasSubstr("change 1: Customer[customer_id=CUST-1]: company_id is 'C1' and cannot "
+                        "become 'C2'"));
+  // The same for the site that routes an order.
+  auto order_moved = store_->Commit(
+      Transaction(
+          {Change("CustomerOrder", wire::MODIFY, {{"order_no", "O-1"}}, {{"site_id", "C2-S1"}})}),
+      3000);
+  ASSERT_FALSE(order_moved.ok());
+  EXPECT_THAT(order_moved.status().message(), HasSubstr("site_id is 'C1-S1' and cannot become"));
+  EXPECT_EQ(store_->LastTransactionId(), last);
+  EXPECT_EQ(Position("SITE-B").latest_sequence, 1u);
+
+  // Naming the company it already has changes nothing about where it goes.
+  auto stays =
+      store_->Commit(Transaction({Change("Customer", wire::MODIFY, {{"customer_id", "CUST-1"}},
+                                         {{"name", "Same"}, {"company_id", "C1"}})}),
+                     4000);
+  ASSERT_OK(stays.status());
+  ASSERT_EQ(stays->published_size(), 1);
+  EXPECT_EQ(stays->published(0).site(), "SITE-A");
+  // A MODIFY of a row that does not exist still says so.
+  auto missing = store_->Commit(
+      Transaction(
+          {Change("Customer", wire::MODIFY, {{"customer_id", "NOBODY"}}, {{"company_id", "C2"}})}),
+      5000);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_THAT(missing.status().message(), HasSubstr("does not exist"));
 }
 
 TEST_F(MasterStoreTest, RemoveOfAnUnreferencedRowIsRoutedLikeTheRowWas) {
