@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "bench/orders_bench.h"
+#include "common/command_line.h"
 #include "common/log.h"
 #include "common/node_main.h"
 
@@ -51,53 +52,43 @@ int main(int argc, char** argv) {
       "with --master: that site's control endpoint")("replica-db", po::value(&attached.replica_db),
                                                      "with --master: that site's database file");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, described), vm);
-    if (vm.count("help")) {
-      std::cout << described << "\n";
-      return 0;
+  ferry::CommandLine line;
+  line.program = "ferry-bench";
+  line.check = [&] {
+    if (options.transactions == 0 || options.clients < 1 || options.latency_rate < 1 ||
+        options.latency_seconds < 1) {
+      throw po::error(
+          "--transactions, --clients, --latency-rate and --latency-seconds must be positive");
     }
-    po::notify(vm);
-  } catch (const std::exception& e) {
-    std::cerr << "ferry-bench: " << e.what() << "\n(see ferry-bench --help)\n";
-    return 2;
-  }
-  if (options.transactions == 0 || options.clients < 1 || options.latency_rate < 1 ||
-      options.latency_seconds < 1) {
-    std::cerr << "ferry-bench: --transactions, --clients, --latency-rate and --latency-seconds "
-                 "must be positive\n";
-    return 2;
-  }
-  options.runs.clear();
-  for (size_t start = 0; start <= runs.size();) {
-    size_t comma = runs.find(',', start);
-    std::string run = runs.substr(start, comma - start);
-    if (run != "e2e-1" && run != "e2e-n" && run != "catch-up" && run != "latency") {
-      std::cerr << "ferry-bench: unknown run '" << run << "' (e2e-1, e2e-n, catch-up, latency)\n";
-      return 2;
+    options.runs.clear();
+    for (size_t start = 0; start <= runs.size();) {
+      size_t comma = runs.find(',', start);
+      std::string run = runs.substr(start, comma - start);
+      if (run != "e2e-1" && run != "e2e-n" && run != "catch-up" && run != "latency") {
+        throw po::error("unknown run '" + run + "' (e2e-1, e2e-n, catch-up, latency)");
+      }
+      options.runs.push_back(run);
+      if (comma == std::string::npos) break;
+      start = comma + 1;
     }
-    options.runs.push_back(run);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  const bool any_attached = !attached.master_endpoint.empty() || !attached.master_db.empty() ||
-                            !attached.site.empty() || !attached.replica_endpoint.empty() ||
-                            !attached.replica_db.empty();
-  if (any_attached) {
+    const bool any_attached = !attached.master_endpoint.empty() || !attached.master_db.empty() ||
+                              !attached.site.empty() || !attached.replica_endpoint.empty() ||
+                              !attached.replica_db.empty();
+    if (!any_attached) return;
     if (attached.master_endpoint.empty() || attached.master_db.empty() || attached.site.empty() ||
         attached.replica_endpoint.empty() || attached.replica_db.empty()) {
-      std::cerr << "ferry-bench: a running deployment needs all of --master, --master-db, "
-                   "--site, --replica and --replica-db\n";
-      return 2;
+      throw po::error(
+          "a running deployment needs all of --master, --master-db, --site, --replica and "
+          "--replica-db");
     }
-    if (!vm["runs"].defaulted() && options.runs.size() == 1 && options.runs.front() != "catch-up") {
-      options.attached = attached;
-    } else {
-      std::cerr << "ferry-bench: against a running deployment, name one run with --runs: "
-                   "e2e-1, e2e-n or latency (each needs empty databases)\n";
-      return 2;
+    if (vm["runs"].defaulted() || options.runs.size() != 1 || options.runs.front() == "catch-up") {
+      throw po::error(
+          "against a running deployment, name one run with --runs: e2e-1, e2e-n or latency "
+          "(each needs empty databases)");
     }
-  }
+    options.attached = attached;
+  };
+  if (auto exit_code = ferry::ParseCommandLine(line, argc, argv, described, &vm)) return *exit_code;
   ferry::SetLogProgram("ferry-bench");
   auto result = ferry::OrdersBench(options).Run();
   if (!result.ok()) {

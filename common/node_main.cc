@@ -7,6 +7,8 @@
 #include <fstream>
 #include <thread>
 
+#include "common/log.h"
+
 namespace ferry {
 
 std::string BesideThisExecutable(const std::string& name) {
@@ -19,6 +21,12 @@ namespace {
 std::atomic<bool> stop_requested{false};
 void OnStopSignal(int) { stop_requested.store(true); }
 }  // namespace
+
+int ExitCode(const Status& status) {
+  if (status.ok()) return 0;
+  LogError(status.message());
+  return 1;
+}
 
 const std::atomic<bool>& StopFlagOnSignals() {
   struct sigaction action {};

@@ -25,6 +25,10 @@ const std::atomic<bool>& StopFlagOnSignals();
 // never sees half a file. Does nothing when `path` is empty.
 Status WriteReadyFile(const std::string& path, const std::vector<std::string>& lines);
 
+// main()'s exit code for how a node ended: 0 if `status` is ok, else 1 after logging its
+// message.
+int ExitCode(const Status& status);
+
 // Waits up to `timeout` for a ready file and returns its name=value lines (empty if none).
 std::map<std::string, std::string> ReadReadyFile(const std::string& path,
                                                  std::chrono::milliseconds timeout);

@@ -1,7 +1,7 @@
 // ferry-master: parses options and runs the Master node.
 #include <boost/program_options.hpp>
-#include <iostream>
 
+#include "common/command_line.h"
 #include "common/log.h"
 #include "common/node_main.h"
 #include "master/master.h"
@@ -36,51 +36,27 @@ int main(int argc, char** argv) {
       "unacknowledged messages kept per replica site; past it the oldest are dropped and the "
       "site gets a snapshot")("ready-file", po::value(&ready_file),
                               "once bound, write the endpoints here (submit=..., stream=...)");
+  ferry::CommandLine line;
+  line.program = "ferry-master";
+  line.config_option = "config";
+  line.check = [&] {
+    if (heartbeat_ms <= 0 || options.stream_window == 0 || options.outbox_quota == 0) {
+      throw po::error("--heartbeat-ms, --stream-window and --outbox-quota must be positive");
+    }
+    options.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
+  };
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, described), vm);
-    if (vm.count("help")) {
-      std::cout << described << "\n";
-      return 0;
-    }
-    if (vm.count("config")) {
-      po::store(po::parse_config_file<char>(vm["config"].as<std::string>().c_str(), described), vm);
-    }
-    po::notify(vm);
-  } catch (const std::exception& e) {
-    std::cerr << "ferry-master: " << e.what() << "\n(see ferry-master --help)\n";
-    return 2;
-  }
-  if (heartbeat_ms <= 0 || options.stream_window == 0 || options.outbox_quota == 0) {
-    std::cerr << "ferry-master: --heartbeat-ms, --stream-window and --outbox-quota must be "
-                 "positive\n";
-    return 2;
-  }
-  options.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
+  if (auto exit_code = ferry::ParseCommandLine(line, argc, argv, described, &vm)) return *exit_code;
 
   const auto& stop = ferry::StopFlagOnSignals();
   auto catalog = ferry::Catalog::Load(catalog_path);
-  if (!catalog.ok()) {
-    ferry::LogError(catalog.status().message());
-    return 1;
-  }
+  if (!catalog.ok()) return ferry::ExitCode(catalog.status());
   zmq::context_t context;
   auto master = ferry::Master::Create(context, options, *catalog, ferry::SystemClock::Default());
-  if (!master.ok()) {
-    ferry::LogError(master.status().message());
-    return 1;
-  }
+  if (!master.ok()) return ferry::ExitCode(master.status());
   ferry::Status ready = ferry::WriteReadyFile(
       ready_file,
       {"submit=" + (*master)->submit_endpoint(), "stream=" + (*master)->stream_endpoint()});
-  if (!ready.ok()) {
-    ferry::LogError(ready.message());
-    return 1;
-  }
-  ferry::Status run = (*master)->Run(stop);
-  if (!run.ok()) {
-    ferry::LogError(run.message());
-    return 1;
-  }
-  return 0;
+  if (!ready.ok()) return ferry::ExitCode(ready);
+  return ferry::ExitCode((*master)->Run(stop));
 }

@@ -3,8 +3,8 @@
 
 #include <boost/program_options.hpp>
 #include <filesystem>
-#include <iostream>
 
+#include "common/command_line.h"
 #include "common/log.h"
 #include "common/node_main.h"
 #include "replica/replica.h"
@@ -70,72 +70,45 @@ int main(int argc, char** argv) {
       "milliseconds after they are stored, or at once past 256 of them; 0: every batch at once")(
       "ready-file", po::value(&ready_file),
       "once bound, write the endpoints here (control=..., worker=...)");
-  po::variables_map vm;
   std::vector<std::pair<std::string, std::string>> queue_settings;
-  try {
-    po::store(po::parse_command_line(argc, argv, described), vm);
-    if (vm.count("help")) {
-      std::cout << described << kQueueHelp;
-      return 0;
-    }
-    if (vm.count("config")) {
-      const std::string path = vm["config"].as<std::string>();
-      auto parsed =
-          po::parse_config_file<char>(path.c_str(), described, /*allow_unregistered=*/true);
-      for (const auto& option : parsed.options) {
-        if (!option.unregistered) continue;
-        if (option.string_key.rfind("queue.", 0) != 0) {
-          throw po::error(path + ": unknown option '" + option.string_key + "'");
-        }
-        queue_settings.emplace_back(option.string_key,
-                                    option.value.empty() ? "" : option.value.front());
-      }
-      po::store(parsed, vm);
-    }
-    po::notify(vm);
+  ferry::CommandLine line;
+  line.program = "ferry-replica";
+  line.help_tail = kQueueHelp;
+  line.config_option = "config";
+  line.other_setting = [&](const std::string& key, const std::string& value) {
+    if (key.rfind("queue.", 0) != 0) return false;
+    queue_settings.emplace_back(key, value);
+    return true;
+  };
+  line.check = [&] {
     for (const auto& arg : queue_args) {
       size_t eq = arg.find('=');
       if (eq == std::string::npos) throw po::error("--queue '" + arg + "' is not NAME.KEY=VALUE");
       queue_settings.emplace_back("queue." + arg.substr(0, eq), arg.substr(eq + 1));
     }
-  } catch (const std::exception& e) {
-    std::cerr << "ferry-replica: " << e.what() << "\n(see ferry-replica --help)\n";
-    return 2;
-  }
-  if (master_timeout_ms <= 0 || retention_s < 0 || sync_interval_ms < 0) {
-    std::cerr << "ferry-replica: --master-timeout-ms must be positive, --job-retention-s and "
-                 "--sync-interval-ms not negative\n";
-    return 2;
-  }
-  auto queues = ferry::QueueSet::FromSettings(queue_settings);
-  if (!queues.ok()) {
-    std::cerr << "ferry-replica: queue configuration: " << queues.status().message() << "\n";
-    return 2;
-  }
-  options.queues = std::move(queues).value();
-  options.master_timeout = std::chrono::milliseconds(master_timeout_ms);
-  options.job_retention = std::chrono::seconds(retention_s);
-  options.sync_interval = std::chrono::milliseconds(sync_interval_ms);
+    if (master_timeout_ms <= 0 || retention_s < 0 || sync_interval_ms < 0) {
+      throw po::error(
+          "--master-timeout-ms must be positive, --job-retention-s and --sync-interval-ms not "
+          "negative");
+    }
+    auto queues = ferry::QueueSet::FromSettings(queue_settings);
+    if (!queues.ok()) throw po::error("queue configuration: " + queues.status().message());
+    options.queues = std::move(queues).value();
+    options.master_timeout = std::chrono::milliseconds(master_timeout_ms);
+    options.job_retention = std::chrono::seconds(retention_s);
+    options.sync_interval = std::chrono::milliseconds(sync_interval_ms);
+  };
+  po::variables_map vm;
+  if (auto exit_code = ferry::ParseCommandLine(line, argc, argv, described, &vm)) return *exit_code;
   ferry::SetLogProgram("ferry-replica[" + options.site + "]");
 
   const auto& stop = ferry::StopFlagOnSignals();
   zmq::context_t context;
   auto replica = ferry::Replica::Create(context, options, ferry::SystemClock::Default());
-  if (!replica.ok()) {
-    ferry::LogError(replica.status().message());
-    return 1;
-  }
+  if (!replica.ok()) return ferry::ExitCode(replica.status());
   ferry::Status ready = ferry::WriteReadyFile(
       ready_file,
       {"control=" + (*replica)->control_endpoint(), "worker=" + (*replica)->worker_endpoint()});
-  if (!ready.ok()) {
-    ferry::LogError(ready.message());
-    return 1;
-  }
-  ferry::Status run = (*replica)->Run(stop);
-  if (!run.ok()) {
-    ferry::LogError(run.message());
-    return 1;
-  }
-  return 0;
+  if (!ready.ok()) return ferry::ExitCode(ready);
+  return ferry::ExitCode((*replica)->Run(stop));
 }

@@ -1,7 +1,7 @@
 // ferry-worker: parses options and runs the Worker. Normally started by ferry-replica.
 #include <boost/program_options.hpp>
-#include <iostream>
 
+#include "common/command_line.h"
 #include "common/log.h"
 #include "common/node_main.h"
 #include "worker/worker.h"
@@ -23,35 +23,20 @@ int main(int argc, char** argv) {
       "outside its transaction. A slow apply, for demonstrating ordering modes; not for "
       "production");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, described), vm);
-    if (vm.count("help")) {
-      std::cout << described << "\n";
-      return 0;
+  ferry::CommandLine line;
+  line.program = "ferry-worker";
+  line.check = [&] {
+    if (!vm.count("apply-delay")) return;
+    for (const auto& text : vm["apply-delay"].as<std::vector<std::string>>()) {
+      ferry::Status parsed = ferry::ParseApplyDelay(text, &options);
+      if (!parsed.ok()) throw std::invalid_argument(parsed.message());
     }
-    po::notify(vm);
-    if (vm.count("apply-delay")) {
-      for (const auto& text : vm["apply-delay"].as<std::vector<std::string>>()) {
-        ferry::Status parsed = ferry::ParseApplyDelay(text, &options);
-        if (!parsed.ok()) throw std::invalid_argument(parsed.message());
-      }
-    }
-  } catch (const std::exception& e) {
-    std::cerr << "ferry-worker: " << e.what() << "\n(see ferry-worker --help)\n";
-    return 2;
-  }
+  };
+  if (auto exit_code = ferry::ParseCommandLine(line, argc, argv, described, &vm)) return *exit_code;
   ferry::SetLogProgram("ferry-worker[" + options.queue + "]");
   const auto& stop = ferry::StopFlagOnSignals();
   zmq::context_t context;
   auto worker = ferry::Worker::Create(context, options, ferry::SystemClock::Default());
-  if (!worker.ok()) {
-    ferry::LogError(worker.status().message());
-    return 1;
-  }
-  ferry::Status run = (*worker)->Run(stop);
-  if (!run.ok()) {
-    ferry::LogError(run.message());
-    return 1;
-  }
-  return 0;
+  if (!worker.ok()) return ferry::ExitCode(worker.status());
+  return ferry::ExitCode((*worker)->Run(stop));
 }

@@ -742,6 +742,16 @@ TEST(ExecutablesTest, BadArgumentsAreRefusedNamingThem) {
                             dir.File("missing.txtpb") + " --db " + dir.File("m.db"));
   EXPECT_EQ(code, 1);
   EXPECT_THAT(out, HasSubstr("cannot read master configuration " + dir.File("missing.txtpb")));
+  {
+    std::ofstream ini(dir.File("master.ini"));
+    ini << "hearbeat-ms = 100\n";
+  }
+  std::tie(code, out) =
+      run(testing::Executable("ferry-master") + " --config " + dir.File("master.ini") +
+          " --master-config " + testing::DeployedMasterConfiguration());
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr(dir.File("master.ini") + ": unknown option 'hearbeat-ms'\n(see "
+                                                      "ferry-master --help)"));
 }
 
 }  // namespace
