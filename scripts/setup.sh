@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages that Ferry's build, tests and tools need, only when one is
 # missing. Running it again on a machine that has them all does nothing (no apt-get call).
+# --with-postgres: also PostgreSQL 15, for bench/postgres/run.sh (the baseline).
 set -euo pipefail
 
 packages=(
@@ -12,6 +13,11 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
 )
+case "${1:-}" in
+  "") ;;
+  --with-postgres) packages+=(postgresql-15) ;;
+  *) echo "setup: unknown option '$1' (--with-postgres)" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
