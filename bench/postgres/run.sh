@@ -414,6 +414,17 @@ pgbench_run() {  # log-file pgbench-args...
     sed "s/^/[$run]   pgbench: /"
 }
 
+# The T timed transactions, one client; sets the caller's t0 and t1 around them.
+timed_load() {
+  echo "SELECT orders_tx(nextval('tx_i')::int);" >"$rundir/tx.sql"
+  t0=$(now)
+  pgbench_run "$rundir/pgbench.out" -t "$T" -f "$rundir/tx.sql"
+  t1=$(now)
+  local n
+  n=$(pub -At -c "SELECT last_value FROM tx_i")
+  ((n == T)) || die "$run: the publisher numbered $n transactions, not $T"
+}
+
 one_run() {
   run=$1
   rundir=$base/$run
@@ -474,12 +485,7 @@ one_run() {
   local t0 t1 t2 n t_disabled retry pause
   case $run in
     e2e-1)
-      echo "SELECT orders_tx(nextval('tx_i')::int);" >"$rundir/tx.sql"
-      t0=$(now)
-      pgbench_run "$rundir/pgbench.out" -t "$T" -f "$rundir/tx.sql"
-      t1=$(now)
-      n=$(pub -At -c "SELECT last_value FROM tx_i")
-      ((n == T)) || die "$run: the publisher numbered $n transactions, not $T"
+      timed_load
       say "pgbench done in $(secs "$t0" "$t1") s ($(rate "$T" "$t0" "$t1") tx/s at the publisher while replicating)"
       wait_converged "$T" "$t0"
       result[e2e-1]=$(rate "$T" "$t0" "$converged_at")
@@ -490,12 +496,7 @@ one_run() {
       t_disabled=$(now)
       wait_sql "the apply worker to stop" "0" "SELECT count(pid) FROM pg_stat_subscription"
       wait_sql "the walsender to stop" "0" "SELECT count(*) FROM pg_replication_slots WHERE active" pub
-      echo "SELECT orders_tx(nextval('tx_i')::int);" >"$rundir/tx.sql"
-      t0=$(now)
-      pgbench_run "$rundir/pgbench.out" -t "$T" -f "$rundir/tx.sql"
-      t1=$(now)
-      n=$(pub -At -c "SELECT last_value FROM tx_i")
-      ((n == T)) || die "$run: the publisher numbered $n transactions, not $T"
+      timed_load
       result[publisher-alone]=$(rate "$T" "$t0" "$t1")
       say "publisher alone: $T in $(secs "$t0" "$t1") s: ${result[publisher-alone]} tx/s"
       # The launcher starts a subscription's apply worker at most once per
