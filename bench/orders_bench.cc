@@ -358,7 +358,9 @@ std::string FormatTable(const BenchOptions& options, const BenchResult& result) 
   const std::string clients =
       std::to_string(options.clients) + (options.clients == 1 ? " client" : " clients");
   row("end-to-end, 1 client", rate("e2e-1"));
-  row(("end-to-end, " + clients).c_str(), rate("e2e-n"));
+  // With --clients 1 the e2e-n run has one client too: its row says which run it is.
+  row(("end-to-end, " + clients + (options.clients == 1 ? " (the e2e-n run)" : "")).c_str(),
+      rate("e2e-n"));
   row("catch-up (replica started after the load)", rate("catch-up"));
   row(("the master alone (that load, " + clients + ")").c_str(), rate("master-alone"));
   const std::string at = "at " + std::to_string(options.latency_rate) + " tx/s for " +

@@ -56,5 +56,17 @@ TEST(RecordPeakMemoryTest, KeepsTheMostPerKindAndNotesEachPeakOverTheTarget) {
   EXPECT_THAT(FormatTable(options, result), HasSubstr("  ! e2e-n: ferry-replica BENCH peaked"));
 }
 
+TEST(FormatTableTest, EachRunHasARowOfItsOwn) {
+  BenchOptions options;
+  BenchResult result;
+  result.throughput = {{"e2e-1", 2000}, {"e2e-n", 5000}};
+  EXPECT_THAT(FormatTable(options, result), HasSubstr("end-to-end, 8 clients  "));
+  // With one client for e2e-n as well, its row is not e2e-1's again.
+  options.clients = 1;
+  const std::string table = FormatTable(options, result);
+  EXPECT_THAT(table, HasSubstr("end-to-end, 1 client                           2000 tx/s"));
+  EXPECT_THAT(table, HasSubstr("end-to-end, 1 client (the e2e-n run)           5000 tx/s"));
+}
+
 }  // namespace
 }  // namespace ferry
