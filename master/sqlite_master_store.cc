@@ -236,20 +236,23 @@ class SqliteMasterStore final : public MasterStore {
   // hold the row would change, and they would get a MODIFY of a row they lack, or keep one
   // they no longer get changes of. Only a MODIFY that sets such a column pays for the read.
   Status CheckRoutingUnchanged(const config::LogicalUnit& lu, const wire::LuChange& change) {
+    std::vector<const std::string*> routing;
     for (const std::string* column : {&lu.company_attribute(), &lu.site_attribute()}) {
-      if (column->empty()) continue;
-      auto now = change.attributes().find(*column);
-      if (now == change.attributes().end()) continue;
-      auto before = tables_.ReadRow(lu, Row(change.keys().begin(), change.keys().end()));
-      if (!before.ok()) return before.status();
-      if (!*before) return Status::Ok();  // Apply names the missing row
+      if (!column->empty() && change.attributes().count(*column)) routing.push_back(column);
+    }
+    if (routing.empty()) return Status::Ok();
+    auto before = tables_.ReadRow(lu, Row(change.keys().begin(), change.keys().end()));
+    if (!before.ok()) return before.status();
+    if (!*before) return Status::Ok();  // Apply names the missing row
+    for (const std::string* column : routing) {
+      const std::string& now = change.attributes().at(*column);
       auto was = (*before)->find(*column);
-      if (was != (*before)->end() && was->second == now->second) continue;
+      if (was != (*before)->end() && was->second == now) continue;
       const std::string old_value = was == (*before)->end() ? "null" : "'" + was->second + "'";
       return Status::InvalidArgument(RowName(change.lu(), change.keys()) + ": " + *column + " is " +
-                                     old_value + " and cannot become '" + now->second +
-                                     "': it decides which replica sites hold the " +
-                                     "row; REMOVE the row and add it anew instead");
+                                     old_value + " and cannot become '" + now +
+                                     "': it decides which replica sites hold the row; REMOVE "
+                                     "the row and add it anew instead");
     }
     return Status::Ok();
   }
