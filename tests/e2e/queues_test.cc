@@ -704,6 +704,37 @@ TEST_F(QueuesTest, FerryBenchMeasuresARunningDeployment) {
   EXPECT_THAT(out, HasSubstr("name one run with --runs"));
 }
 
+// The scripts check their arguments before they need anything installed (PostgreSQL, apt).
+TEST(ExecutablesTest, ScriptsRefuseBadArgumentsNamingThem) {
+  TempDir dir;
+  auto run = [&](const std::string& script, const std::string& args) {
+    const std::string out = dir.File("out");
+    const std::string command =
+        "bash " + std::string(FERRY_SOURCE_DIR) + "/" + script + " " + args + " > " + out + " 2>&1";
+    int code = std::system(command.c_str());
+    return std::make_pair(WEXITSTATUS(code), testing::ReadFile(out));
+  };
+  const std::string postgres = "bench/postgres/run.sh";
+  auto [code, out] = run(postgres, "--help");
+  EXPECT_EQ(code, 0);
+  EXPECT_THAT(out, HasSubstr("Usage: bench/postgres/run.sh [-T N]"));
+  std::tie(code, out) = run(postgres, "-T 0");
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(out, HasSubstr("-T wants a positive integer, not '0'"));
+  std::tie(code, out) = run(postgres, "--runs e2e-1,e2e-n");
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(out, HasSubstr("unknown run 'e2e-n' (e2e-1, catch-up, latency)"));
+  std::tie(code, out) = run(postgres, "--subscriber-synchronous-commit maybe");
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(out, HasSubstr("--subscriber-synchronous-commit: on or off"));
+  std::tie(code, out) = run(postgres, "--fast");
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(out, HasSubstr("unknown argument: --fast"));
+  std::tie(code, out) = run("scripts/setup.sh", "--with-oracle");
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("setup: unknown option '--with-oracle' (--with-postgres)"));
+}
+
 TEST(ExecutablesTest, BadArgumentsAreRefusedNamingThem) {
   TempDir dir;
   auto run = [&](const std::string& command) {
