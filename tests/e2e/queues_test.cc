@@ -714,25 +714,27 @@ TEST(ExecutablesTest, ScriptsRefuseBadArgumentsNamingThem) {
     int code = std::system(command.c_str());
     return std::make_pair(WEXITSTATUS(code), testing::ReadFile(out));
   };
+  struct Case {
+    std::string script, args;
+    int code;
+    std::string says;
+  };
   const std::string postgres = "bench/postgres/run.sh";
-  auto [code, out] = run(postgres, "--help");
-  EXPECT_EQ(code, 0);
-  EXPECT_THAT(out, HasSubstr("Usage: bench/postgres/run.sh [-T N]"));
-  std::tie(code, out) = run(postgres, "-T 0");
-  EXPECT_EQ(code, 1);
-  EXPECT_THAT(out, HasSubstr("-T wants a positive integer, not '0'"));
-  std::tie(code, out) = run(postgres, "--runs e2e-1,e2e-n");
-  EXPECT_EQ(code, 1);
-  EXPECT_THAT(out, HasSubstr("unknown run 'e2e-n' (e2e-1, catch-up, latency)"));
-  std::tie(code, out) = run(postgres, "--subscriber-synchronous-commit maybe");
-  EXPECT_EQ(code, 1);
-  EXPECT_THAT(out, HasSubstr("--subscriber-synchronous-commit: on or off"));
-  std::tie(code, out) = run(postgres, "--fast");
-  EXPECT_EQ(code, 1);
-  EXPECT_THAT(out, HasSubstr("unknown argument: --fast"));
-  std::tie(code, out) = run("scripts/setup.sh", "--with-oracle");
-  EXPECT_EQ(code, 2);
-  EXPECT_THAT(out, HasSubstr("setup: unknown option '--with-oracle' (--with-postgres)"));
+  const std::vector<Case> cases = {
+      {postgres, "--help", 0, "Usage: bench/postgres/run.sh [-T N]"},
+      {postgres, "-T 0", 1, "-T wants a positive integer, not '0'"},
+      {postgres, "--runs e2e-1,e2e-n", 1, "unknown run 'e2e-n' (e2e-1, catch-up, latency)"},
+      {postgres, "--subscriber-synchronous-commit maybe", 1,
+       "--subscriber-synchronous-commit: on or off"},
+      {postgres, "--fast", 1, "unknown argument: --fast"},
+      {"scripts/setup.sh", "--with-oracle", 2,
+       "setup: unknown option '--with-oracle' (--with-postgres)"},
+  };
+  for (const Case& c : cases) {
+    auto [code, out] = run(c.script, c.args);
+    EXPECT_EQ(code, c.code) << c.script << " " << c.args;
+    EXPECT_THAT(out, HasSubstr(c.says)) << c.script << " " << c.args;
+  }
 }
 
 TEST(ExecutablesTest, BadArgumentsAreRefusedNamingThem) {
