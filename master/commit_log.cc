@@ -107,23 +107,33 @@ CommitLog::~CommitLog() {
   close(fd_);
 }
 
-Status CommitLog::Append(uint64_t number, std::string_view payload) {
-  if (!HasRoomFor(payload.size())) return Status::Internal("commit log " + path_ + " is full");
-  std::string record(kHeaderBytes, '\0');
-  const uint32_t length = static_cast<uint32_t>(payload.size());
-  const uint32_t crc = RecordCrc(number, payload);
-  std::memcpy(&record[0], &length, sizeof length);
-  std::memcpy(&record[4], &crc, sizeof crc);
-  std::memcpy(&record[8], &number, sizeof number);
-  record.append(payload);
-  if (pwrite(fd_, record.data(), record.size(), static_cast<off_t>(end_)) !=
-      static_cast<ssize_t>(record.size())) {
+Status CommitLog::Append(uint64_t first_number, const std::vector<std::string>& payloads) {
+  if (payloads.empty()) return Status::Ok();
+  size_t bytes = 0;
+  for (const std::string& payload : payloads) bytes += RecordBytes(payload.size());
+  if (!HasRoomFor(bytes)) return Status::Internal("commit log " + path_ + " is full");
+  std::string records;
+  records.reserve(bytes);
+  uint64_t number = first_number;
+  for (const std::string& payload : payloads) {
+    char header[kHeaderBytes];
+    const uint32_t length = static_cast<uint32_t>(payload.size());
+    const uint32_t crc = RecordCrc(number, payload);
+    std::memcpy(&header[0], &length, sizeof length);
+    std::memcpy(&header[4], &crc, sizeof crc);
+    std::memcpy(&header[8], &number, sizeof number);
+    records.append(header, sizeof header);
+    records.append(payload);
+    ++number;
+  }
+  if (pwrite(fd_, records.data(), records.size(), static_cast<off_t>(end_)) !=
+      static_cast<ssize_t>(records.size())) {
     return Status::IoError(Errno("cannot write commit log " + path_));
   }
-  end_ += record.size();
+  end_ += records.size();
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    ++appended_;
+    appended_ += payloads.size();
   }
   changed_.notify_all();
   return Status::Ok();

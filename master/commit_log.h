@@ -46,10 +46,12 @@ class CommitLog {
   CommitLog(const CommitLog&) = delete;
   CommitLog& operator=(const CommitLog&) = delete;
 
-  // Writes a record after the last one and starts its fsync in the background.
-  // REQUIRES: HasRoomFor(payload.size()); `number` follows the last appended (any after Open
-  // or Restart).
-  Status Append(uint64_t number, std::string_view payload);
+  // Writes `payloads` as records `first_number`, `first_number` + 1, ... after the last one,
+  // in one write, and starts their fsync in the background: records written together share
+  // an fsync, which runs while their transactions are applied.
+  // REQUIRES: HasRoomFor(the sum of their RecordBytes); `first_number` follows the last
+  // appended (any after Open or Restart).
+  Status Append(uint64_t first_number, const std::vector<std::string>& payloads);
   // Waits until everything Append wrote is durable. It polls for up to `poll_before_sleep`,
   // yielding its CPU to any thread that wants it, and sleeps only then: the fsync thread's
   // wake-up through the condition variable would add 30-60 us (this VM, loaded) to the
@@ -68,9 +70,9 @@ class CommitLog {
   }
   // The records so far are durable elsewhere: the next one goes to the start of the file.
   void Restart() { end_ = 0; }
-  bool HasRoomFor(size_t payload_bytes) const {
-    return end_ + kHeaderBytes + payload_bytes <= kFileBytes;
-  }
+  bool HasRoomFor(size_t record_bytes) const { return end_ + record_bytes <= kFileBytes; }
+  // What a record of `payload_bytes` takes in the file.
+  static size_t RecordBytes(size_t payload_bytes) { return kHeaderBytes + payload_bytes; }
 
   static constexpr size_t kHeaderBytes = 16;
   static constexpr size_t kFileBytes = 16 << 20;

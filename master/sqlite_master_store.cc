@@ -84,17 +84,40 @@ class SqliteMasterStore final : public MasterStore {
 
   std::vector<StatusOr<wire::SubmitReply>> CommitGroup(
       const std::vector<const wire::SubmitRequest*>& requests, int64_t commit_time_us) override {
-    std::vector<StatusOr<wire::SubmitReply>> replies;
-    replies.reserve(requests.size());
+    std::vector<StatusOr<wire::SubmitReply>> replies(requests.size(), Status::Internal("unset"));
     std::vector<char> logged(requests.size(), false);  // a record was written
-    bool any_logged = false;
+    // The group's records are written first, in one write, so that one fsync covers them all
+    // while SQLite applies them; a run that would overflow the log is applied, the log made
+    // durable and started over, and the rest follows.
+    std::vector<size_t> run;  // requests whose records are gathered but not written
+    std::vector<std::string> records;
+    size_t run_bytes = 0;
     for (size_t i = 0; i < requests.size(); ++i) {
-      bool written = false;
-      replies.push_back(LogAndApply(*requests[i], commit_time_us, &written));
-      logged[i] = written;
-      any_logged = any_logged || written;
+      auto record = RecordFor(*requests[i], commit_time_us);
+      if (!record.ok()) {
+        replies[i] = record.status();
+        continue;
+      }
+      const size_t bytes = CommitLog::RecordBytes(record->size());
+      if (!log_->HasRoomFor(run_bytes + bytes)) {
+        // The log is full: what it holds goes into SQLite durably and it starts over (a
+        // record is at most half the log, so this one fits then).
+        LogAndApply(requests, run, records, commit_time_us, &replies, &logged);
+        run.clear();
+        records.clear();
+        run_bytes = 0;
+        if (Status durable = MakeDurable(); !durable.ok()) {
+          replies[i] = durable;
+          continue;
+        }
+      }
+      run.push_back(i);
+      records.push_back(std::move(record).value());
+      run_bytes += bytes;
     }
+    LogAndApply(requests, run, records, commit_time_us, &replies, &logged);
     // The replies wait for an fsync that began after the group's last record was written.
+    const bool any_logged = std::find(logged.begin(), logged.end(), true) != logged.end();
     Status synced = any_logged ? log_->WaitSynced() : Status::Ok();
     if (!synced.ok()) {
       // A rejection may have depended on an earlier request of the group, which may be lost.
@@ -107,10 +130,8 @@ class SqliteMasterStore final : public MasterStore {
   }
 
  private:
-  // Writes `request` to the commit log (its fsync starts in the background) and applies it in
-  // SQLite's open group; `*logged` is set once its record was written.
-  StatusOr<wire::SubmitReply> LogAndApply(const wire::SubmitRequest& request,
-                                          int64_t commit_time_us, bool* logged) {
+  // The commit log record of `request`, or why it cannot have one.
+  StatusOr<std::string> RecordFor(const wire::SubmitRequest& request, int64_t commit_time_us) {
     if (request.changes().empty()) return Status::InvalidArgument("the transaction has no changes");
     if (!broken_.ok()) return broken_;
     std::string payload(sizeof commit_time_us, '\0');
@@ -123,22 +144,40 @@ class SqliteMasterStore final : public MasterStore {
                                      " bytes; the master takes at most " +
                                      std::to_string(kMaxTransactionBytes) + " in one");
     }
-    if (!log_->HasRoomFor(payload.size())) FERRY_RETURN_IF_ERROR(MakeDurable());
-    FERRY_RETURN_IF_ERROR(log_->Append(next_record_, payload));
-    ++next_record_;
-    *logged = true;
-    // The record's fsync runs while SQLite applies the transaction in the open group. A
-    // rejected transaction leaves its record, which a recovery rejects again.
-    auto reply = Apply(request, commit_time_us);
-    const Status::Code code = reply.ok() ? Status::Code::kOk : reply.status().code();
-    if (code == Status::Code::kIoError || code == Status::Code::kInternal) {
-      // Applied in the group or not: what this store holds in memory can no longer be
-      // trusted, and a restart settles it from the log.
-      broken_ = reply.status().Annotate(
-          "the transaction may or may not be committed: restart the master");
-      return broken_;
+    return payload;
+  }
+
+  // Writes the records of the requests in `run` to the commit log (their fsync starts in the
+  // background) and applies them, in order, in SQLite's open group; marks each one `logged`
+  // once its record was written.
+  void LogAndApply(const std::vector<const wire::SubmitRequest*>& requests,
+                   const std::vector<size_t>& run, const std::vector<std::string>& records,
+                   int64_t commit_time_us, std::vector<StatusOr<wire::SubmitReply>>* replies,
+                   std::vector<char>* logged) {
+    if (run.empty()) return;
+    if (Status appended = log_->Append(next_record_, records); !appended.ok()) {
+      for (size_t i : run) (*replies)[i] = appended;
+      return;
     }
-    return reply;
+    next_record_ += run.size();
+    for (size_t i : run) {
+      (*logged)[i] = true;
+      if (!broken_.ok()) {
+        (*replies)[i] = broken_;  // its record stays: a restart applies it
+        continue;
+      }
+      // A rejected transaction leaves its record, which a recovery rejects again.
+      auto reply = Apply(*requests[i], commit_time_us);
+      const Status::Code code = reply.ok() ? Status::Code::kOk : reply.status().code();
+      if (code == Status::Code::kIoError || code == Status::Code::kInternal) {
+        // Applied in the group or not: what this store holds in memory can no longer be
+        // trusted, and a restart settles it from the log.
+        broken_ = reply.status().Annotate(
+            "the transaction may or may not be committed: restart the master");
+        reply = broken_;
+      }
+      (*replies)[i] = std::move(reply);
+    }
   }
 
  public:

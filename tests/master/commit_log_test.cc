@@ -36,7 +36,7 @@ TEST(CommitLogTest, RecordsComeBackInOrderAfterAReopen) {
   {
     auto log = OpenNew(path);
     ASSERT_NE(log, nullptr);
-    for (uint64_t n = 7; n <= 9; ++n) ASSERT_OK(log->Append(n, "payload " + std::to_string(n)));
+    for (uint64_t n = 7; n <= 9; ++n) ASSERT_OK(log->Append(n, {"payload " + std::to_string(n)}));
     ASSERT_OK(log->WaitSynced());
   }
   auto records = Reopen(path);
@@ -46,13 +46,39 @@ TEST(CommitLogTest, RecordsComeBackInOrderAfterAReopen) {
   EXPECT_EQ(records[2].payload, "payload 9");
 }
 
+// Records written together are one write and share one fsync, each still a record of its
+// own with its number.
+TEST(CommitLogTest, RecordsAppendedTogetherShareOneFsync) {
+  TempDir dir;
+  const std::string path = dir.File("log");
+  {
+    auto log = OpenNew(path);
+    ASSERT_NE(log, nullptr);
+    ASSERT_OK(log->Append(1, {"first"}));
+    ASSERT_OK(log->WaitSynced());
+    ASSERT_EQ(log->syncs(), 1u);
+    ASSERT_OK(log->Append(2, {"second", "third", "fourth"}));
+    ASSERT_OK(log->WaitSynced());
+    EXPECT_EQ(log->syncs(), 2u);
+    ASSERT_OK(log->Append(5, {}));  // nothing to write, nothing to wait for
+    ASSERT_OK(log->WaitSynced());
+    EXPECT_EQ(log->syncs(), 2u);
+  }
+  auto records = Reopen(path);
+  ASSERT_EQ(records.size(), 4u);
+  EXPECT_EQ(records[1].number, 2u);
+  EXPECT_EQ(records[1].payload, "second");
+  EXPECT_EQ(records[3].number, 4u);
+  EXPECT_EQ(records[3].payload, "fourth");
+}
+
 TEST(CommitLogTest, ATornOrCorruptRecordEndsTheLog) {
   TempDir dir;
   const std::string path = dir.File("log");
   {
     auto log = OpenNew(path);
     ASSERT_NE(log, nullptr);
-    for (uint64_t n = 1; n <= 3; ++n) ASSERT_OK(log->Append(n, std::string(100, 'a' + n)));
+    for (uint64_t n = 1; n <= 3; ++n) ASSERT_OK(log->Append(n, {std::string(100, 'a' + n)}));
     ASSERT_OK(log->WaitSynced());
   }
   // One byte of the third record's payload changed: its CRC fails.
@@ -72,9 +98,9 @@ TEST(CommitLogTest, RecordsOfAnEarlierRoundAfterARestartAreNotRead) {
   {
     auto log = OpenNew(path);
     ASSERT_NE(log, nullptr);
-    for (uint64_t n = 1; n <= 5; ++n) ASSERT_OK(log->Append(n, "first round"));
+    for (uint64_t n = 1; n <= 5; ++n) ASSERT_OK(log->Append(n, {"first round"}));
     log->Restart();  // 1..5 are durable elsewhere
-    ASSERT_OK(log->Append(6, "second round"));
+    ASSERT_OK(log->Append(6, {"second round"}));
     ASSERT_OK(log->WaitSynced());
   }
   // Behind record 6 lie the first round's 2..5, intact: they do not follow 6.
@@ -95,9 +121,9 @@ TEST(CommitLogTest, AWaitPollsForItsFsyncBeforeItSleeps) {
   ASSERT_OK(sleeping.status());
   constexpr uint64_t kWaits = 20;
   for (uint64_t n = 1; n <= kWaits; ++n) {
-    ASSERT_OK((*polling)->Append(n, "payload"));
+    ASSERT_OK((*polling)->Append(n, {"payload"}));
     ASSERT_OK((*polling)->WaitSynced());
-    ASSERT_OK((*sleeping)->Append(n, "payload"));
+    ASSERT_OK((*sleeping)->Append(n, {"payload"}));
     ASSERT_OK((*sleeping)->WaitSynced());
   }
   EXPECT_EQ((*polling)->sleeping_waits(), 0u);
