@@ -1,11 +1,13 @@
 #include "bench/local_deployment.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "common/node_client.h"
@@ -178,12 +180,31 @@ double PeakResidentMb(int pid, const std::string& name) {
   return 0.0;
 }
 
-std::map<std::string, double> LocalDeployment::PeakMemoryMb() {
-  std::map<std::string, double> peaks;
+std::optional<double> CpuSeconds(int pid, const std::string& name) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return std::nullopt;
+  // "pid (comm) state ..." where comm may hold spaces: the fields follow the last ')'.
+  const size_t open = stat.find('('), close = stat.rfind(')');
+  if (open == std::string::npos || close == std::string::npos) return std::nullopt;
+  if (stat.substr(open + 1, close - open - 1).find(name.substr(0, 15)) == std::string::npos) {
+    return std::nullopt;  // comm is the name cut to 15 characters
+  }
+  std::istringstream fields(stat.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+std::vector<LocalDeployment::Process> LocalDeployment::Processes() {
+  std::vector<Process> processes;
   if (master_) {
-    peaks["ferry-master"] = PeakResidentMb(master_->pid(), "ferry-master");
+    processes.push_back({"ferry-master", "ferry-master", master_->pid()});
   } else if (auto status = MasterStatus(); status.ok() && status->pid() > 0) {
-    peaks["ferry-master"] = PeakResidentMb(status->pid(), "ferry-master");  // attached
+    processes.push_back({"ferry-master", "ferry-master", status->pid()});  // attached
   }
   std::set<std::string> sites;
   for (const auto& [site, replica] : replicas_) sites.insert(site);
@@ -192,19 +213,36 @@ std::map<std::string, double> LocalDeployment::PeakMemoryMb() {
     auto status = ReplicaStatus(site);
     auto ours = replicas_.find(site);
     if (ours != replicas_.end()) {
-      peaks["ferry-replica " + site] = PeakResidentMb(ours->second.pid(), "ferry-replica");
+      processes.push_back({"ferry-replica " + site, "ferry-replica", ours->second.pid()});
     } else if (status.ok() && status->pid() > 0) {
-      peaks["ferry-replica " + site] = PeakResidentMb(status->pid(), "ferry-replica");
+      processes.push_back({"ferry-replica " + site, "ferry-replica", status->pid()});
     }
     if (!status.ok()) continue;
     for (const auto& worker : status->workers()) {
-      double& peak = peaks["ferry-worker " + site + " " + worker.queue()];
-      peak = std::max(peak, PeakResidentMb(worker.pid(), "ferry-worker"));
+      processes.push_back(
+          {"ferry-worker " + site + " " + worker.queue(), "ferry-worker", worker.pid()});
     }
+  }
+  return processes;
+}
+
+std::map<std::string, double> LocalDeployment::PeakMemoryMb() {
+  std::map<std::string, double> peaks;
+  for (const Process& p : Processes()) {
+    double& peak = peaks[p.label];  // a queue's workers: the most of them
+    peak = std::max(peak, PeakResidentMb(p.pid, p.name));
   }
   // A process on another machine (attached) has no /proc entry here: no figure, not 0 MB.
   std::erase_if(peaks, [](const auto& peak) { return peak.second <= 0; });
   return peaks;
+}
+
+std::map<std::string, double> LocalDeployment::CpuSeconds() {
+  std::map<std::string, double> seconds;
+  for (const Process& p : Processes()) {
+    if (auto used = ferry::CpuSeconds(p.pid, p.name)) seconds[p.name] += *used;
+  }
+  return seconds;
 }
 
 }  // namespace ferry

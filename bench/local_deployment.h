@@ -18,6 +18,9 @@ namespace ferry {
 // The peak resident memory (VmHWM) in MB of process `pid`, if its name (/proc status) still
 // contains `name`; 0 otherwise (gone, on another machine, or a later process with that pid).
 double PeakResidentMb(int pid, const std::string& name);
+// The CPU time in seconds (user and system, all threads; /proc stat) process `pid` has used,
+// if its name still contains `name`; nothing otherwise.
+std::optional<double> CpuSeconds(int pid, const std::string& name);
 
 // A master and replica sites as real processes on 127.0.0.1 ("tcp://127.0.0.1:*" ports read
 // back from ready files), with databases and logs in one folder: what the process-level tests
@@ -66,6 +69,9 @@ class LocalDeployment {
   // The peak resident memory (VmHWM) so far, in MB, of the master ("ferry-master"), each
   // replica ("ferry-replica SITE") and each of its workers ("ferry-worker SITE QUEUE").
   std::map<std::string, double> PeakMemoryMb();
+  // The CPU seconds used so far by the same processes, summed per kind: "ferry-master",
+  // "ferry-replica", "ferry-worker". A process on another machine (attached) counts nothing.
+  std::map<std::string, double> CpuSeconds();
 
   std::string File(const std::string& name) const { return dir_ + "/" + name; }
   std::string master_db() const {
@@ -83,6 +89,13 @@ class LocalDeployment {
 
  private:
   std::string Executable(const std::string& name) const { return bin_dir_ + "/" + name; }
+  struct Process {
+    std::string label;  // "ferry-master", "ferry-replica SITE", "ferry-worker SITE QUEUE"
+    std::string name;   // its executable's name
+    int pid;
+  };
+  // The master, each replica and each replica's workers, as far as their pids are known.
+  std::vector<Process> Processes();
 
   std::string bin_dir_, dir_, master_config_;
   zmq::context_t context_;

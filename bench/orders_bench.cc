@@ -1,6 +1,7 @@
 #include "bench/orders_bench.h"
 
 #include <google/protobuf/text_format.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -159,15 +160,41 @@ class Run {
   OrdersWorkload workload_;
 };
 
+// CPU seconds used so far by each kind of process of the deployment, and by this one (the
+// clients, and the wait for the replica) as "ferry-bench".
+std::map<std::string, double> CpuSecondsByProcess(LocalDeployment& deployment) {
+  std::map<std::string, double> seconds = deployment.CpuSeconds();
+  rusage self;
+  if (getrusage(RUSAGE_SELF, &self) == 0) {
+    seconds["ferry-bench"] = self.ru_utime.tv_sec + self.ru_stime.tv_sec +
+                             (self.ru_utime.tv_usec + self.ru_stime.tv_usec) / 1e6;
+  }
+  return seconds;
+}
+
 // The timed part from `clients` clients until the replica holds the same rows.
 Status TimedSubmit(Run& run, const BenchOptions& options, const std::string& name, int clients,
                    BenchResult* result) {
   FERRY_RETURN_IF_ERROR(run.SetUp(/*wait=*/true));
   const auto transactions = run.Transactions(options.transactions);
+  auto master_before = run.deployment().MasterStatus();
+  if (!master_before.ok()) return master_before.status();
+  const auto cpu_before = CpuSecondsByProcess(run.deployment());
   const auto start = SteadyClock::now();
   FERRY_RETURN_IF_ERROR(run.SubmitAll(transactions, clients));
   FERRY_RETURN_IF_ERROR(run.WaitApplied());
   result->throughput[name] = options.transactions / Seconds(SteadyClock::now() - start);
+  auto master_after = run.deployment().MasterStatus();
+  if (!master_after.ok()) return master_after.status();
+  result->master_poll_us_per_tx[name] =
+      static_cast<double>(master_after->sync_poll_cpu_us() - master_before->sync_poll_cpu_us()) /
+      options.transactions;
+  for (const auto& [process, seconds] : CpuSecondsByProcess(run.deployment())) {
+    auto before = cpu_before.find(process);
+    const double used = seconds - (before == cpu_before.end() ? 0.0 : before->second);
+    // A worker that exited took its CPU time with it: no figure rather than a wrong one.
+    if (used >= 0) result->cpu_us_per_tx[name][process] = used * 1e6 / options.transactions;
+  }
   return Status::Ok();
 }
 
@@ -371,6 +398,29 @@ std::string FormatTable(const BenchOptions& options, const BenchResult& result) 
     std::snprintf(line, sizeof(line), "%.1f MB", mb);
     row(("peak memory, " + process).c_str(), line);
   }
+  // What the cores allow: with the CPU every process needs per transaction, no run on this
+  // machine can go faster. The master's polling is not needed: it yields to any thread.
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  for (const auto& [run, processes] : result.cpu_us_per_tx) {
+    const auto poll = result.master_poll_us_per_tx.find(run);
+    const double polled = poll == result.master_poll_us_per_tx.end() ? 0.0 : poll->second;
+    double needed = -polled;
+    std::string each;
+    for (const auto& [process, us] : processes) {
+      needed += us;
+      std::snprintf(line, sizeof(line), "%s%s %.0f", each.empty() ? "" : ", ",
+                    process.substr(process.find('-') + 1).c_str(), us);
+      each += line;
+      if (process == "ferry-master" && polled > 0) {
+        std::snprintf(line, sizeof(line), " (%.0f polling)", polled);
+        each += line;
+      }
+    }
+    row(("CPU per transaction, " + run).c_str(), each + " us");
+    std::snprintf(line, sizeof(line), "at most %.0f tx/s (%.0f us needed a transaction)",
+                  needed > 0 ? cores * 1e6 / needed : 0.0, needed);
+    row(("  what " + std::to_string(cores) + " cores allow, " + run).c_str(), line);
+  }
   row("replica rows equal the master's", result.converged ? "yes, in every run" : "NO");
   for (const auto& note : result.notes) out << "  ! " << note << "\n";
   return out.str();
@@ -399,6 +449,24 @@ std::string FormatJson(const BenchOptions& options, const BenchResult& result) {
   first = true;
   for (const auto& [process, mb] : result.peak_memory_mb) {
     out << (first ? "" : ",") << "\"" << process << "\":" << mb;
+    first = false;
+  }
+  out << "},\"cpu_us_per_tx\":{";
+  first = true;
+  for (const auto& [run, processes] : result.cpu_us_per_tx) {
+    out << (first ? "" : ",") << "\"" << run << "\":{";
+    bool first_process = true;
+    for (const auto& [process, us] : processes) {
+      out << (first_process ? "" : ",") << "\"" << process << "\":" << us;
+      first_process = false;
+    }
+    out << "}";
+    first = false;
+  }
+  out << "},\"master_sync_poll_cpu_us_per_tx\":{";
+  first = true;
+  for (const auto& [run, us] : result.master_poll_us_per_tx) {
+    out << (first ? "" : ",") << "\"" << run << "\":" << us;
     first = false;
   }
   out << "},\"converged\":" << (result.converged ? "true" : "false") << "}\n";

@@ -42,7 +42,13 @@ struct BenchResult {
   Percentiles commit_to_commit;                  // master commit -> replica commit
   Percentiles submit_to_commit;                  // client submit -> replica commit
   std::map<std::string, double> peak_memory_mb;  // process -> most VmHWM seen in any run
-  bool converged = true;                         // every run ended with equal rows
+  // run (e2e-1, e2e-n) -> process kind (ferry-master, ferry-replica, ferry-worker, and
+  // ferry-bench: the clients) -> CPU microseconds per transaction of the timed part
+  std::map<std::string, std::map<std::string, double>> cpu_us_per_tx;
+  // run -> of the master's, the CPU microseconds per transaction it polled for its fsyncs,
+  // yielding the CPU to any thread that wanted it (MasterStatus.sync_poll_cpu_us)
+  std::map<std::string, double> master_poll_us_per_tx;
+  bool converged = true;           // every run ended with equal rows
   std::vector<std::string> notes;  // what did not converge, and why; peaks over 50 MB, by run
 };
 

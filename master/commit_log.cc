@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +26,13 @@ uint64_t Load64(const char* p) {
   uint64_t v;
   std::memcpy(&v, p, sizeof v);
   return v;
+}
+
+// The CPU time the calling thread has used.
+int64_t ThreadCpuMicros() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
 }
 
 uint32_t RecordCrc(uint64_t number, std::string_view payload) {
@@ -144,13 +152,16 @@ Status CommitLog::WaitSynced() {
   const uint64_t wanted = appended_;
   if (synced_ < wanted) {
     lock.unlock();
+    const int64_t cpu_start = ThreadCpuMicros();
     // A failed fsync also moves synced_, so polling ends on an error too.
     const auto until = std::chrono::steady_clock::now() + poll_before_sleep_;
     while (synced_.load(std::memory_order_acquire) < wanted &&
            std::chrono::steady_clock::now() < until) {
       sched_yield();
     }
+    const int64_t polled_us = ThreadCpuMicros() - cpu_start;
     lock.lock();
+    poll_cpu_us_ += static_cast<uint64_t>(std::max<int64_t>(polled_us, 0));
     if (synced_ < wanted) ++sleeping_waits_;
   }
   changed_.wait(lock, [&] { return synced_ >= wanted || !error_.ok(); });

@@ -363,6 +363,7 @@ wire::MasterStatus Master::CurrentStatus() const {
   status.set_pid(getpid());
   status.set_submits_since_start(submits_since_start_);
   status.set_durable_syncs(store_->DurableSyncs());
+  status.set_sync_poll_cpu_us(store_->SyncPollCpuMicros());
   const auto now = clock_->Steady();
   for (const auto& position : store_->Streams()) {
     wire::StreamStatus* stream = status.add_streams();

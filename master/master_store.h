@@ -89,6 +89,8 @@ class MasterStore {
   virtual uint64_t LastTransactionId() const = 0;
   // The syncs that made submits durable since the store was opened.
   virtual uint64_t DurableSyncs() const = 0;
+  // The CPU time spent polling for those syncs, in microseconds (CommitLog::poll_cpu_us).
+  virtual uint64_t SyncPollCpuMicros() const = 0;
 };
 
 // Opens (creating if needed) the SQLite master database at `path` for `catalog`.

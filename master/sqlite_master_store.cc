@@ -423,6 +423,7 @@ class SqliteMasterStore final : public MasterStore {
 
   uint64_t LastTransactionId() const override { return last_transaction_id_; }
   uint64_t DurableSyncs() const override { return log_->syncs(); }
+  uint64_t SyncPollCpuMicros() const override { return log_->poll_cpu_us(); }
 
  private:
   Status PrepareStatements() {

@@ -1,10 +1,14 @@
-// ferry-bench's memory figures: a process's peak read only while its pid still names that
-// process, the most per kind of process kept for the table, and a note naming the run and the
-// process for each peak over the 50 MB target.
+// ferry-bench's memory and CPU figures: a process's peak and CPU time read only while its pid
+// still names that process, the most memory per kind of process kept for the table, a note
+// naming the run and the process for each peak over the 50 MB target, and the CPU rows.
 #include <gmock/gmock.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <fstream>
+#include <thread>
 
 #include "bench/local_deployment.h"
 #include "bench/orders_bench.h"
@@ -33,6 +37,40 @@ TEST(PeakResidentMbTest, ReadsOnlyWhileThePidNamesTheProcess) {
   // The same pid under another name: a later process that reused a Ferry process's pid.
   EXPECT_EQ(PeakResidentMb(getpid(), "ferry-master"), 0.0);
   EXPECT_EQ(PeakResidentMb(-1, name), 0.0);  // no such process
+}
+
+TEST(CpuSecondsTest, ReadsOnlyWhileThePidNamesTheProcess) {
+  const std::string name = OwnName();
+  ASSERT_FALSE(name.empty());
+  // Some CPU time of our own first: /proc counts it in clock ticks.
+  volatile uint64_t spin = 0;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+  while (std::chrono::steady_clock::now() < until) spin = spin + 1;
+  auto used = CpuSeconds(getpid(), name);
+  ASSERT_TRUE(used.has_value());
+  EXPECT_GT(*used, 0.0);
+  EXPECT_FALSE(CpuSeconds(getpid(), "ferry-master").has_value());
+  EXPECT_FALSE(CpuSeconds(-1, name).has_value());
+}
+
+// The CPU rows: each kind of process, and what the cores allow with the CPU a transaction
+// needs, which leaves out the master's polling (it yields the CPU to any thread).
+TEST(FormatTableTest, CpuPerTransactionAndWhatTheCoresAllow) {
+  BenchOptions options;
+  BenchResult result;
+  result.cpu_us_per_tx["e2e-1"] = {
+      {"ferry-bench", 100}, {"ferry-master", 700}, {"ferry-replica", 200}, {"ferry-worker", 200}};
+  result.master_poll_us_per_tx["e2e-1"] = 300;
+  const std::string table = FormatTable(options, result);
+  EXPECT_THAT(table, HasSubstr("CPU per transaction, e2e-1                     bench 100, master "
+                               "700 (300 polling), replica 200, worker 200 us"));
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  char allowed[64];
+  std::snprintf(allowed, sizeof allowed, "at most %.0f tx/s (900 us needed a transaction)",
+                cores * 1e6 / 900);
+  EXPECT_THAT(table, HasSubstr(allowed));
+  EXPECT_THAT(FormatJson(options, result),
+              HasSubstr("\"cpu_us_per_tx\":{\"e2e-1\":{\"ferry-bench\":100,\"ferry-master\":700,"));
 }
 
 TEST(RecordPeakMemoryTest, KeepsTheMostPerKindAndNotesEachPeakOverTheTarget) {

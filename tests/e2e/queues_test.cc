@@ -693,6 +693,10 @@ TEST_F(QueuesTest, FerryBenchMeasuresARunningDeployment) {
   EXPECT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("\"e2e-1\":"));
   EXPECT_THAT(out, HasSubstr("\"ferry-replica\":"));  // memory, by the pid its status gives
+  // CPU per transaction, by the same pids, and the bench's own (its client)
+  EXPECT_THAT(out, HasSubstr("\"cpu_us_per_tx\":{\"e2e-1\":{\"ferry-bench\":"));
+  EXPECT_THAT(out, HasSubstr("\"ferry-worker\":"));
+  EXPECT_THAT(out, HasSubstr("\"master_sync_poll_cpu_us_per_tx\":{\"e2e-1\":"));
   EXPECT_THAT(out, HasSubstr("\"converged\":true"));
   ExpectRowsEqualMaster();
 

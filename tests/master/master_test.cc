@@ -341,6 +341,7 @@ TEST_F(MasterTest, ConcurrentSubmitsShareAnFsyncAndAreAnsweredEachAlone) {
   EXPECT_LT(master.durable_syncs(), master.submits_since_start())
       << "eight clients at once and never two submits sharing an fsync";
   EXPECT_GE(master.durable_syncs(), setup) << "the set-up came from one client, one at a time";
+  EXPECT_GT(master.sync_poll_cpu_us(), 0u) << "the master polls for its fsyncs before it sleeps";
 }
 
 TEST_F(MasterTest, UnknownSiteIsRefused) {
