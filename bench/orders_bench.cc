@@ -399,7 +399,7 @@ std::string FormatTable(const BenchOptions& options, const BenchResult& result) 
     row(("peak memory, " + process).c_str(), line);
   }
   // What the cores allow: with the CPU every process needs per transaction, no run on this
-  // machine can go faster. The master's polling is not needed: it yields to any thread.
+  // machine can go faster. The master's polling is left out: it yields to any other thread.
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   for (const auto& [run, processes] : result.cpu_us_per_tx) {
     const auto poll = result.master_poll_us_per_tx.find(run);

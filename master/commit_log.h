@@ -69,8 +69,8 @@ class CommitLog {
     return syncs_;
   }
   // The CPU time the waiting threads spent polling in WaitSynced since Open, in microseconds.
-  // It is yielded to any thread that wants a CPU, so it is no cost to the others; a count of
-  // CPU time that includes it overstates what a transaction needs.
+  // Each look yields the CPU to any other thread that wants it, so a count of CPU time that
+  // includes the polling overstates what a transaction needs.
   uint64_t poll_cpu_us() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return poll_cpu_us_;

@@ -84,7 +84,9 @@ class SqliteMasterStore final : public MasterStore {
 
   std::vector<StatusOr<wire::SubmitReply>> CommitGroup(
       const std::vector<const wire::SubmitRequest*>& requests, int64_t commit_time_us) override {
-    std::vector<StatusOr<wire::SubmitReply>> replies(requests.size(), Status::Internal("unset"));
+    // Each request gets its reply below; this one would say that one was missed.
+    std::vector<StatusOr<wire::SubmitReply>> replies(
+        requests.size(), Status::Internal("the master made no reply for this submit"));
     std::vector<char> logged(requests.size(), false);  // a record was written
     // The group's records are written first, in one write, so that one fsync covers them all
     // while SQLite applies them; a run that would overflow the log is applied, the log made
