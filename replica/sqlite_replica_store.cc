@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS ferry_inbox (
   received_at_us INTEGER NOT NULL,
   message BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS ferry_jobs (
-  job_id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, even after pruning
+  job_id INTEGER PRIMARY KEY,  -- never reused, even after pruning: see next_job_id_
   sequence INTEGER NOT NULL UNIQUE REFERENCES ferry_inbox (sequence),
   queue TEXT NOT NULL,
   message_class INTEGER NOT NULL,
@@ -88,12 +88,30 @@ class SqliteReplicaStore final : public ReplicaStore {
 
   Status Init(bool create) {
     if (create) FERRY_RETURN_IF_ERROR(db_.Exec(kSchema));
-    auto last = db_.Prepare("SELECT value FROM ferry_meta WHERE key='last_received_sequence'");
+    // A store writes neither of these: the inbox and the jobs say them, and ferry_meta keeps
+    // them for when pruning took the newest rows (written by Sync and PruneFinished). A
+    // database from before has ferry_jobs with AUTOINCREMENT, whose counter counts as well.
+    auto tables = db_.Prepare("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'");
+    if (!tables.ok()) return tables.status();
+    auto found = tables->Step();
+    if (!found.ok()) return found.status();
+    const bool autoincrement = *found == sqlite::Statement::StepResult::kRow;
+    auto last = db_.Prepare(
+        "SELECT MAX(COALESCE((SELECT CAST(value AS INTEGER) FROM ferry_meta "
+        "                     WHERE key = 'last_received_sequence'), 0), "
+        "           COALESCE((SELECT MAX(sequence) FROM ferry_inbox), 0)), "
+        "       MAX(COALESCE((SELECT CAST(value AS INTEGER) FROM ferry_meta "
+        "                     WHERE key = 'next_job_id'), 1), "
+        "           COALESCE((SELECT MAX(job_id) + 1 FROM ferry_jobs), 1)" +
+        std::string(autoincrement ? ", COALESCE((SELECT seq + 1 FROM sqlite_sequence "
+                                    "WHERE name = 'ferry_jobs'), 1)"
+                                  : "") +
+        ")");
     if (!last.ok()) return last.status();
     auto step = last->Step();
     if (!step.ok()) return step.status();
-    if (*step == sqlite::Statement::StepResult::kRow)
-      last_received_ = std::stoull(last->ColumnText(0));
+    last_received_ = static_cast<uint64_t>(last->ColumnInt(0));
+    next_job_id_ = static_cast<uint64_t>(last->ColumnInt(1));
     return Status::Ok();
   }
 
@@ -106,16 +124,14 @@ class SqliteReplicaStore final : public ReplicaStore {
         "INSERT INTO ferry_inbox (sequence, message_class, transaction_id, commit_time_us, "
         "received_at_us, message) VALUES (?, ?, ?, ?, ?, ?)");
     auto insert_job = Cached(
-        "INSERT INTO ferry_jobs (sequence, queue, message_class, state, posted_at_us) "
-        "VALUES (?, ?, ?, 'Posted', ?)");
-    auto set_last = Cached(
-        "INSERT INTO ferry_meta (key, value) VALUES ('last_received_sequence', ?) "
-        "ON CONFLICT (key) DO UPDATE SET value=excluded.value");
-    for (auto* s : {&insert_inbox, &insert_job, &set_last}) {
+        "INSERT INTO ferry_jobs (job_id, sequence, queue, message_class, state, posted_at_us) "
+        "VALUES (?, ?, ?, ?, 'Posted', ?)");
+    for (auto* s : {&insert_inbox, &insert_job}) {
       if (!s->ok()) return s->status();
     }
     std::vector<Job> posted;
     uint64_t expected = last_received_ + 1;
+    uint64_t next_job_id = next_job_id_;
     for (const auto& [message, bytes] : messages) {
       if (message.sequence() != expected) {
         return Status::Internal("message " + std::to_string(message.sequence()) +
@@ -133,18 +149,19 @@ class SqliteReplicaStore final : public ReplicaStore {
       Job job;
       job.sequence = message.sequence();
       job.queue = queue_for(message.message_class());
+      job.id = next_job_id++;
       FERRY_RETURN_IF_ERROR((*insert_job)
-                                ->Bind(1, static_cast<int64_t>(job.sequence))
-                                .Bind(2, job.queue)
-                                .Bind(3, static_cast<int64_t>(message.message_class()))
-                                .Bind(4, now_us)
+                                ->Bind(1, static_cast<int64_t>(job.id))
+                                .Bind(2, static_cast<int64_t>(job.sequence))
+                                .Bind(3, job.queue)
+                                .Bind(4, static_cast<int64_t>(message.message_class()))
+                                .Bind(5, now_us)
                                 .Run());
-      job.id = sqlite3_last_insert_rowid(db_.handle());
       posted.push_back(std::move(job));
     }
-    FERRY_RETURN_IF_ERROR((*set_last)->Bind(1, std::to_string(expected - 1)).Run());
     FERRY_RETURN_IF_ERROR(transaction->Commit());
     last_received_ = expected - 1;
+    next_job_id_ = next_job_id;
     return posted;
   }
 
@@ -152,11 +169,8 @@ class SqliteReplicaStore final : public ReplicaStore {
 
   Status Sync() override {
     return db_.CommitDurably([this] {
-      auto mark = Cached(
-          "INSERT INTO ferry_meta (key, value) VALUES ('durable_sequence', ?) "
-          "ON CONFLICT (key) DO UPDATE SET value=excluded.value");
-      if (!mark.ok()) return mark.status();
-      return (*mark)->Bind(1, std::to_string(last_received_)).Run();
+      FERRY_RETURN_IF_ERROR(SaveMeta("durable_sequence", last_received_));
+      return SaveCounters();
     });
   }
 
@@ -165,11 +179,7 @@ class SqliteReplicaStore final : public ReplicaStore {
       return Status::InvalidArgument("cannot skip back to " + std::to_string(sequence) + " from " +
                                      std::to_string(last_received_));
     }
-    auto set_last = Cached(
-        "INSERT INTO ferry_meta (key, value) VALUES ('last_received_sequence', ?) "
-        "ON CONFLICT (key) DO UPDATE SET value=excluded.value");
-    if (!set_last.ok()) return set_last.status();
-    FERRY_RETURN_IF_ERROR((*set_last)->Bind(1, std::to_string(sequence)).Run());
+    FERRY_RETURN_IF_ERROR(SaveMeta("last_received_sequence", sequence));
     last_received_ = sequence;
     return Status::Ok();
   }
@@ -364,6 +374,7 @@ class SqliteReplicaStore final : public ReplicaStore {
       if (!counts.ok()) return counts.status();
       *removed = std::move(counts).value();
     }
+    FERRY_RETURN_IF_ERROR(SaveCounters());  // the rows that say them may go now
     FERRY_RETURN_IF_ERROR(
         db_.Exec("DELETE FROM ferry_job_attempts WHERE job_id IN (SELECT job_id FROM ferry_prune);"
                  "DELETE FROM ferry_jobs WHERE job_id IN (SELECT job_id FROM ferry_prune);"
@@ -686,8 +697,23 @@ class SqliteReplicaStore final : public ReplicaStore {
     return &it->second;
   }
 
+  Status SaveMeta(const std::string& key, uint64_t value) {
+    auto save = Cached(
+        "INSERT INTO ferry_meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value=excluded.value");
+    if (!save.ok()) return save.status();
+    return (*save)->Bind(1, key).Bind(2, std::to_string(value)).Run();
+  }
+
+  // What the inbox and the jobs say until pruning takes their newest rows.
+  Status SaveCounters() {
+    FERRY_RETURN_IF_ERROR(SaveMeta("last_received_sequence", last_received_));
+    return SaveMeta("next_job_id", next_job_id_);
+  }
+
   sqlite::Db db_;
   uint64_t last_received_ = 0;
+  uint64_t next_job_id_ = 1;  // job ids are never reused, even after pruning
   std::map<std::string, sqlite::Statement> statements_;  // by SQL text
   std::shared_ptr<const Catalog> catalog_;  // the installed configuration; loaded by workers
   std::unique_ptr<LuTables> tables_;        // for catalog_

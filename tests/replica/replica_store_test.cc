@@ -346,6 +346,72 @@ TEST_F(ReplicaStoreTest, LastReceivedSequenceAdvances) {
   EXPECT_EQ(store_->LastReceivedSequence(), 3u);
 }
 
+// Storing writes no counter (the inbox and the jobs say the newest sequence and job id), so
+// a store writes fewer pages; a sync writes them, and they survive a reopen either way.
+TEST_F(ReplicaStoreTest, TheNewestSequenceAndJobIdSurviveAReopenWithoutASync) {
+  Store({Configuration(1)});
+  std::vector<Job> jobs = Store({Changes(2, {NewCompany("C1")}), Changes(3, {NewCompany("C2")})});
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_THAT(Query("SELECT key FROM ferry_meta WHERE key IN ('last_received_sequence', "
+                    "'next_job_id')"),
+              ElementsAre())
+      << "a store wrote a counter";
+  Reopen();
+  EXPECT_EQ(store_->LastReceivedSequence(), 3u);
+  std::vector<Job> next = Store({Changes(4, {NewSite("C1-S1", "C1")})});
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].id, jobs[1].id + 1);
+
+  ASSERT_OK(store_->Sync());
+  EXPECT_THAT(
+      Query("SELECT key || '=' || value FROM ferry_meta WHERE key IN "
+            "('last_received_sequence', 'next_job_id') ORDER BY key"),
+      ElementsAre("last_received_sequence=4", "next_job_id=" + std::to_string(next[0].id + 1)));
+}
+
+// Job ids are never used twice, even when pruning took every job; nor is a sequence
+// received again. Both counters are written before the rows that say them go.
+TEST_F(ReplicaStoreTest, JobIdsAreNotReusedAfterPruningEveryJob) {
+  std::vector<Job> jobs = StoreConfigurationAnd({NewCompany("C1")});
+  ASSERT_OK(Apply(configuration_job_.id, 1, kNowUs + 10));
+  ASSERT_OK(Apply(jobs[0].id, 1, kNowUs + 10));
+  auto pruned = store_->PruneFinished(kNowUs + 20, nullptr);
+  ASSERT_OK(pruned.status());
+  ASSERT_EQ(*pruned, 2u);
+  ASSERT_THAT(Query("SELECT COUNT(*) FROM ferry_jobs"), ElementsAre("0"));
+  ASSERT_THAT(Query("SELECT COUNT(*) FROM ferry_inbox"), ElementsAre("0"));
+
+  Reopen();
+  EXPECT_EQ(store_->LastReceivedSequence(), 2u);
+  std::vector<Job> next = Store({Changes(3, {NewCompany("C2")})});
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].id, jobs[0].id + 1);
+}
+
+// A database from before these counters: its ferry_jobs has AUTOINCREMENT, whose counter
+// remembers job ids that pruning took.
+TEST_F(ReplicaStoreTest, ADatabaseWithAnAutoincrementCounterKeepsItsJobIds) {
+  store_.reset();
+  {
+    auto db = sqlite::Db::Open(path_, {.create = false});
+    ASSERT_OK(db.status());
+    ASSERT_OK(db->Exec(
+        "DROP TABLE ferry_jobs;"
+        "CREATE TABLE ferry_jobs (job_id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "sequence INTEGER NOT NULL UNIQUE REFERENCES ferry_inbox (sequence), queue TEXT NOT NULL, "
+        "message_class INTEGER NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL "
+        "DEFAULT 0, released_attempts INTEGER NOT NULL DEFAULT 0, session TEXT, error TEXT, "
+        "posted_at_us INTEGER NOT NULL, started_at_us INTEGER, finished_at_us INTEGER);"
+        "UPDATE sqlite_sequence SET seq = 41 WHERE name = 'ferry_jobs';"
+        "INSERT INTO sqlite_sequence (name, seq) SELECT 'ferry_jobs', 41 WHERE NOT EXISTS "
+        "(SELECT 1 FROM sqlite_sequence WHERE name = 'ferry_jobs');"));
+  }
+  Reopen();
+  std::vector<Job> jobs = Store({Configuration(1)});
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].id, 42u);
+}
+
 TEST_F(ReplicaStoreTest, NonContiguousBatchIsRejectedAndStoresNothing) {
   std::vector<Job> configuration = Store({Configuration(1)});
   ASSERT_EQ(configuration.size(), 1u);
