@@ -412,6 +412,34 @@ TEST_F(ReplicaStoreTest, ADatabaseWithAnAutoincrementCounterKeepsItsJobIds) {
   EXPECT_EQ(jobs[0].id, 42u);
 }
 
+// Only unfinished jobs are indexed by their state, so a job's Ready mark takes it out of one
+// index page rather than moving it between two; a database from before loses its index of
+// every job by state when the replica opens it.
+TEST_F(ReplicaStoreTest, OnlyUnfinishedJobsAreIndexedByState) {
+  const std::string indexes =
+      "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'ferry_jobs' AND sql "
+      "IS NOT NULL ORDER BY name";
+  EXPECT_THAT(Query(indexes), ElementsAre("ferry_jobs_unfinished"));
+  std::vector<Job> jobs = StoreConfigurationAnd({NewCompany("C1"), NewCompany("C2")});
+  ASSERT_OK(Apply(configuration_job_.id));
+  ASSERT_OK(Apply(jobs[0].id));
+  EXPECT_THAT(Query("SELECT sequence FROM ferry_jobs INDEXED BY ferry_jobs_unfinished "
+                    "WHERE state NOT IN ('Ready', 'Skipped') ORDER BY sequence"),
+              ElementsAre(std::to_string(jobs[1].sequence)));
+
+  store_.reset();
+  {
+    auto db = sqlite::Db::Open(path_, {.create = false});
+    ASSERT_OK(db.status());
+    ASSERT_OK(db->Exec("CREATE INDEX ferry_jobs_state ON ferry_jobs (state, sequence)"));
+  }
+  Reopen();
+  EXPECT_THAT(Query(indexes), ElementsAre("ferry_jobs_unfinished"));
+  auto unfinished = store_->UnfinishedJobs();
+  ASSERT_OK(unfinished.status());
+  EXPECT_EQ(unfinished->size(), 1u);
+}
+
 TEST_F(ReplicaStoreTest, NonContiguousBatchIsRejectedAndStoresNothing) {
   std::vector<Job> configuration = Store({Configuration(1)});
   ASSERT_EQ(configuration.size(), 1u);
