@@ -404,10 +404,10 @@ std::string FormatTable(const BenchOptions& options, const BenchResult& result) 
   for (const auto& [run, processes] : result.cpu_us_per_tx) {
     const auto poll = result.master_poll_us_per_tx.find(run);
     const double polled = poll == result.master_poll_us_per_tx.end() ? 0.0 : poll->second;
-    double needed = -polled;
+    double all = 0;
     std::string each;
     for (const auto& [process, us] : processes) {
-      needed += us;
+      all += us;
       std::snprintf(line, sizeof(line), "%s%s %.0f", each.empty() ? "" : ", ",
                     process.substr(process.find('-') + 1).c_str(), us);
       each += line;
@@ -417,6 +417,7 @@ std::string FormatTable(const BenchOptions& options, const BenchResult& result) 
       }
     }
     row(("CPU per transaction, " + run).c_str(), each + " us");
+    const double needed = all - polled;
     std::snprintf(line, sizeof(line), "at most %.0f tx/s (%.0f us needed a transaction)",
                   needed > 0 ? cores * 1e6 / needed : 0.0, needed);
     row(("  what " + std::to_string(cores) + " cores allow, " + run).c_str(), line);
