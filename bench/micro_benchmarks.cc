@@ -163,7 +163,12 @@ void BM_ApplyBatch(benchmark::State& state) {
         received, [](wire::MessageClass) { return std::string(kReplicationQueue); }, 0);
     if (!jobs.ok()) std::abort();
     std::vector<ReplicaStore::Attempt> attempts;
-    for (const Job& job : *jobs) attempts.push_back({job.id, 1, "bench", 1, 0});
+    for (const Job& job : *jobs) {
+      ReplicaStore::Attempt& attempt = attempts.emplace_back();
+      attempt.job_id = job.id;
+      attempt.session_id = "bench";
+      attempt.pid = 1;
+    }
     return attempts;
   };
   auto apply = [&](const std::vector<ReplicaStore::Attempt>& attempts) {

@@ -30,6 +30,7 @@ StatusOr<wire::Envelope> Decode(const std::vector<zmq::message_t>& frames);
 struct ReceivedMessage {
   wire::ReplicationMessageHeader header;
   std::string bytes;
+  int64_t received_at_us = 0;  // when the replica took it off the stream; 0 if it did not say
 };
 // `message` as the stream would bring it.
 ReceivedMessage AsReceived(const wire::ReplicationMessage& message);

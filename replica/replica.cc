@@ -149,8 +149,7 @@ Replica::Replica(zmq::context_t& context, ReplicaOptions options, const Clock* c
 Status Replica::Run(const std::atomic<bool>& stop) {
   LogInfo("replica " + options_.site + " session " + session_id_ + ": stream from " +
           options_.master_endpoint + ", control on " + control_endpoint_ + ", workers on " +
-          worker_endpoint_ + ", next sequence " +
-          std::to_string(store_->LastReceivedSequence() + 1) + ", " +
+          worker_endpoint_ + ", next sequence " + std::to_string(LastReceived() + 1) + ", " +
           std::to_string(scheduler_.size()) + " unfinished jobs");
   for (const auto& warning : options_.queues.Warnings()) LogWarning(warning);
   // What an earlier session stored is acknowledged (by our hello) only once it is durable.
@@ -171,8 +170,8 @@ Status Replica::Run(const std::atomic<bool>& stop) {
           !silence_reported_) {
         LogWarning("no word from the master for " +
                    std::to_string(options_.master_timeout.count()) +
-                   " ms (received up to sequence " +
-                   std::to_string(store_->LastReceivedSequence()) + "); saying hello again");
+                   " ms (received up to sequence " + std::to_string(LastReceived()) +
+                   "); saying hello again");
         silence_reported_ = true;
       }
       SayHello();
@@ -208,7 +207,9 @@ void Replica::SayHello() {
   SyncAndAcknowledge();
   wire::Envelope hello;
   hello.mutable_stream_hello()->set_site(options_.site);
-  hello.mutable_stream_hello()->set_next_sequence(store_->LastReceivedSequence() + 1);
+  // From the first sequence not acknowledged: if the sync failed, what follows it is sent again
+  // (and dropped as a duplicate if we hold it).
+  hello.mutable_stream_hello()->set_next_sequence(acknowledged_ + 1);
   last_hello_ = clock_->Steady();
   (void)Send(stream_socket_, hello);  // fails while not connected; the timer tries again
 }
@@ -226,7 +227,7 @@ void Replica::HandleStream() {
     }
     last_heard_from_master_ = clock_->Steady();
     silence_reported_ = false;
-    const uint64_t expected = store_->LastReceivedSequence() + batch.size() + 1;
+    const uint64_t expected = LastReceived() + batch.size() + 1;
     if (auto& message = (*received)->replication_message) {
       const wire::ReplicationMessageHeader& header = message->header;
       if (header.site() != options_.site) {
@@ -244,9 +245,10 @@ void Replica::HandleStream() {
     const wire::Envelope& envelope = (*received)->envelope;
     if (envelope.has_stream_reset()) {
       const wire::StreamReset& reset = envelope.stream_reset();
-      if (!StoreBatch(std::move(batch))) return;
+      Receive(std::move(batch));
       batch.clear();
-      if (reset.next_sequence() <= store_->LastReceivedSequence()) continue;  // a stale reset
+      if (!StoreUnstored()) return;
+      if (reset.next_sequence() <= LastReceived()) continue;  // a stale reset
       Status skipped = store_->SkipTo(reset.next_sequence() - 1);
       if (!skipped.ok()) {
         LogError("stream reset to " + std::to_string(reset.next_sequence()) + ": " +
@@ -265,41 +267,57 @@ void Replica::HandleStream() {
     }
   }
   if (!batch.empty()) {
-    // While we waited to store, a worker may have finished: it gets its next batch before
-    // the poll loop syncs, which waits for the disk.
-    if (StoreBatch(std::move(batch))) HandleWorkers();
+    Receive(std::move(batch));
+    // A worker that finished meanwhile gets its next batch before the poll loop syncs.
+    HandleWorkers();
   } else if (gap) {
     SayHello();  // the master streams again from the first sequence we lack
   }
 }
 
-bool Replica::StoreBatch(std::vector<ReceivedMessage> batch) {
-  if (batch.empty()) return true;
-  // One transaction for everything that arrived together; acknowledged once synced.
-  auto posted = store_->StoreMessages(
-      batch, [this](wire::MessageClass c) { return options_.queues.QueueFor(c).name; },
-      clock_->NowMicros());
-  if (!posted.ok()) {
-    LogError("storing messages " + std::to_string(batch.front().header.sequence()) + ".." +
-             std::to_string(batch.back().header.sequence()) + ": " + posted.status().message());
-    return false;  // not acknowledged: the master sends them again after our next hello
+void Replica::Receive(std::vector<ReceivedMessage> batch) {
+  if (batch.empty()) return;
+  const int64_t now_us = clock_->NowMicros();
+  for (ReceivedMessage& message : batch) {
+    message.received_at_us = now_us;
+    Post(message);
+    unstored_.push_back(std::move(message));
   }
-  Post(std::move(posted).value(), batch);
-  if (options_.sync_interval.count() == 0 ||
-      store_->LastReceivedSequence() - acknowledged_ >= kSyncEvery) {
-    sync_due_ = clock_->Steady();  // at once, by the poll loop
+  // Acknowledged once stored and synced: at once past kSyncEvery, else after the interval.
+  if (options_.sync_interval.count() == 0 || LastReceived() - acknowledged_ >= kSyncEvery) {
+    sync_due_ = clock_->Steady();  // by the poll loop
   } else if (!sync_due_) {
     sync_due_ = clock_->Steady() + options_.sync_interval;
   }
+}
+
+const ReceivedMessage* Replica::Unstored(uint64_t job_id) const {
+  const uint64_t first = store_->LastReceivedSequence() + 1;
+  // An unstored message's job has its sequence as id.
+  if (job_id < first || job_id - first >= unstored_.size()) return nullptr;
+  return &unstored_[job_id - first];
+}
+
+bool Replica::StoreUnstored() {
+  if (unstored_.empty()) return true;
+  auto stored = store_->StoreMessages(
+      unstored_, [this](wire::MessageClass c) { return options_.queues.QueueFor(c).name; },
+      clock_->NowMicros());
+  if (!stored.ok()) {
+    LogError("storing messages " + std::to_string(unstored_.front().header.sequence()) + ".." +
+             std::to_string(unstored_.back().header.sequence()) + ": " + stored.status().message());
+    return false;  // kept; not acknowledged until stored and synced
+  }
+  unstored_.clear();
   return true;
 }
 
 void Replica::SyncAndAcknowledge() {
-  if (store_->LastReceivedSequence() <= acknowledged_) {
+  if (LastReceived() <= acknowledged_) {
     sync_due_.reset();
     return;
   }
-  Status synced = store_->Sync();
+  Status synced = StoreUnstored() ? store_->Sync() : Status::Unavailable("not stored");
   if (!synced.ok()) {
     // Not acknowledged: the master keeps the messages. Try again after the next interval.
     LogError("syncing received messages: " + synced.message());
@@ -318,22 +336,26 @@ void Replica::SyncAndAcknowledge() {
   }
 }
 
-void Replica::Post(std::vector<Job> jobs, const std::vector<ReceivedMessage>& messages) {
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    Job& job = jobs[i];
-    // Only a configuration (its catalog), a snapshot (a barrier) and dependency ordering (the
-    // rows a job touches) need the whole message; the others are scheduled by their class.
-    const wire::MessageClass message_class = messages[i].header.message_class();
-    if (message_class != wire::RECEIVE_MESSAGE || OrdersByRows(options_.queues, job.queue)) {
-      // A message that does not parse fails in its worker, which says so in the job's error.
-      (void)job.message.ParseFromString(messages[i].bytes);
-    }
-    job.message.set_message_class(message_class);
-    if (job.message.message_class() == wire::RECEIVE_CONFIGURATION) {
-      if (auto catalog = CatalogOf(job.message.configuration())) catalog_ = std::move(catalog);
-    }
-    scheduler_.Add(Scheduled(job, catalog_.get(), options_.queues));
+void Replica::Post(const ReceivedMessage& message) {
+  const uint64_t sequence = message.header.sequence();
+  // A worker stored it before a crash took our record of it: its job exists, and if it is
+  // unfinished the scheduler has it since the start.
+  if (store_->StoredBeyondLastReceived().count(sequence)) return;
+  Job job;
+  job.id = job.sequence = sequence;
+  job.queue = options_.queues.QueueFor(message.header.message_class()).name;
+  // Only a configuration (its catalog), a snapshot (a barrier) and dependency ordering (the
+  // rows a job touches) need the whole message; the others are scheduled by their class.
+  const wire::MessageClass message_class = message.header.message_class();
+  if (message_class != wire::RECEIVE_MESSAGE || OrdersByRows(options_.queues, job.queue)) {
+    // A message that does not parse fails in its worker, which says so in the job's error.
+    (void)job.message.ParseFromString(message.bytes);
   }
+  job.message.set_message_class(message_class);
+  if (job.message.message_class() == wire::RECEIVE_CONFIGURATION) {
+    if (auto catalog = CatalogOf(job.message.configuration())) catalog_ = std::move(catalog);
+  }
+  scheduler_.Add(Scheduled(job, catalog_.get(), options_.queues));
 }
 
 void Replica::Dispatch() {
@@ -358,6 +380,10 @@ void Replica::Dispatch() {
         wire::AssignedJob* job = assignment.mutable_job_assignment()->add_jobs();
         job->set_job_id(job_id);
         job->set_attempt(scheduler_.NextAttempt(job_id));
+        if (const ReceivedMessage* message = Unstored(job_id)) {
+          job->set_message(message->bytes);
+          job->set_received_at_us(message->received_at_us);
+        }
       }
       Status sent = Send(worker_socket_, assignment, *identity);
       if (!sent.ok()) {
@@ -525,7 +551,7 @@ void Replica::CountFinished(uint64_t job_id, const char* state) {
 uint64_t Replica::LastAppliedSequence() const {
   // Everything before the oldest unfinished job has been applied (or skipped).
   if (auto oldest = scheduler_.OldestUnfinishedSequence()) return *oldest - 1;
-  return store_->LastReceivedSequence();
+  return LastReceived();
 }
 
 StatusOr<wire::ReplicaStatus> Replica::CurrentStatus() {
@@ -535,7 +561,7 @@ StatusOr<wire::ReplicaStatus> Replica::CurrentStatus() {
   status.set_pid(getpid());
   status.set_session_id(session_id_);
   status.set_master_connected(clock_->Steady() - last_heard_from_master_ < options_.master_timeout);
-  status.set_last_received_sequence(store_->LastReceivedSequence());
+  status.set_last_received_sequence(LastReceived());
   status.set_last_applied_sequence(LastAppliedSequence());
   auto unfinished = scheduler_.Counts();
   for (const auto& config : options_.queues.queues()) {
@@ -765,6 +791,8 @@ void Replica::HandleControl() {
       continue;
     }
     const wire::Envelope& request = *received->envelope;
+    // What operators read and change of the jobs is the store's: every job in it first.
+    if (!request.has_status_request()) (void)StoreUnstored();
     wire::Envelope reply;
     if (request.has_status_request()) {
       auto status = CurrentStatus();

@@ -43,11 +43,13 @@ struct ReplicaOptions {
 // Unsynced stored messages past which the replica syncs and acknowledges at once.
 inline constexpr uint64_t kSyncEvery = 256;
 
-// ferry-replica: one per site. Connects to its own stream at the master, stores every message
-// in its inbox and posts it as a job on the batch queue its message class is routed to, in
-// one transaction, and acknowledges it once an fsync made it durable (deferred by up to
-// `sync_interval`, so that messages arriving one by one share fsyncs; the jobs need not wait
-// for it). Hands jobs to worker processes as the
+// ferry-replica: one per site. Connects to its own stream at the master and posts every
+// message as a job on the batch queue its message class is routed to. It stores the messages
+// (inbox and jobs) in one transaction when it syncs, and acknowledges them once that fsync
+// made them durable (deferred by up to `sync_interval`, so that messages arriving one by one
+// share fsyncs). The jobs need not wait: a job handed to a worker before its message is stored
+// comes with the message, and the worker stores both in its own transaction, so nobody
+// writes the database twice for one message. Hands jobs to worker processes as the
 // queues' ordering modes and process counts allow (BatchQueues decides), retries failed jobs
 // per their queue's policy, starts and restarts each queue's workers, and hands a dead
 // worker's job out again. Answers status and operator commands on its control port.
@@ -82,15 +84,21 @@ class Replica {
           std::unique_ptr<ReplicaStore> store, BatchQueues scheduler);
 
   void HandleStream();
-  // Stores and posts `batch` and acknowledges it; false (logged) if it could not be stored.
-  bool StoreBatch(std::vector<ReceivedMessage> batch);
-  // Syncs what is stored and acknowledges it, if anything awaits that.
+  // Posts the jobs of `batch`, which continues LastReceived(), and keeps it to be stored.
+  void Receive(std::vector<ReceivedMessage> batch);
+  // The newest sequence received, with every one before it.
+  uint64_t LastReceived() const { return store_->LastReceivedSequence() + unstored_.size(); }
+  // The received message job `job_id` applies if it is not stored yet, else null.
+  const ReceivedMessage* Unstored(uint64_t job_id) const;
+  // Stores the unstored messages (not durably); false (logged) if it failed.
+  bool StoreUnstored();
+  // Stores and syncs what was received and acknowledges it, if anything awaits that.
   void SyncAndAcknowledge();
   void HandleWorkers();
   void HandleControl();
   void SayHello();
-  // Puts the stored `jobs` on their queues; `messages` are theirs, in the same order.
-  void Post(std::vector<Job> jobs, const std::vector<ReceivedMessage>& messages);
+  // Puts the job of `message` on its queue, unless the store holds it already.
+  void Post(const ReceivedMessage& message);
   void Dispatch();
   void OnJobResult(const wire::JobResult& result, const std::string& queue);
   void CheckWorkers();
@@ -126,6 +134,10 @@ class Replica {
   std::chrono::steady_clock::time_point last_hello_{};
   std::chrono::steady_clock::time_point next_prune_{};
   uint64_t acknowledged_ = 0;  // the newest sequence made durable and acknowledged
+  // Received and posted, not stored yet: the sequences after the store's
+  // LastReceivedSequence(), in order. Stored by the next sync, or before it by the worker that
+  // each job is handed to.
+  std::vector<ReceivedMessage> unstored_;
   std::optional<std::chrono::steady_clock::time_point> sync_due_;  // when stored ones await it
   std::map<std::string, QueueSetting> queue_settings_;  // the operators' (ferryctl), by queue
   std::string last_error_;                              // the newest job error

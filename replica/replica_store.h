@@ -6,7 +6,9 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/clock.h"
@@ -23,6 +25,9 @@ enum class JobState { kPosted, kExecuting, kReady, kError, kSkipped };
 const char* JobStateName(JobState state);  // "Posted", "Executing", "Ready", "Error", "Skipped"
 
 struct Job {
+  // The sequence of the message it applies: one job per message, and whichever process stores
+  // the message first (the node, or the worker it handed the message to) posts the same job.
+  // Jobs stored before this rule keep the ids they had, which are never above their sequence.
   uint64_t id = 0;
   uint64_t sequence = 0;  // of the replication message it applies
   std::string queue;
@@ -50,16 +55,24 @@ class ReplicaStore {
   // ---- Used by the replica node.
 
   // In one transaction: stores each message in the inbox, its bytes as they are, and posts it
-  // as a job on the queue `queue_for` names for its class. Durable only after the next Sync()
-  // (a power cut may take back the newest of these commits, never an older one without them:
-  // WAL commits survive as a prefix). REQUIRES: sequences continue LastReceivedSequence()
-  // without a gap. Returns the posted jobs, one per message, in order, without their messages
-  // (the caller has them).
+  // as a job (its id is the sequence) on the queue `queue_for` names for its class, received
+  // and posted at the message's received_at_us (`now_us` if it has none); a message
+  // that a worker stored already (Attempt::message) keeps its row and its job. Durable only
+  // after the next Sync() (a power cut may take back the newest of these commits, never an
+  // older one without them: WAL commits survive as a prefix). REQUIRES: sequences continue
+  // LastReceivedSequence() without a gap. Returns the jobs, one per message, in order, as
+  // posted (a stored one may be further along), without their messages (the caller has them).
   virtual StatusOr<std::vector<Job>> StoreMessages(
       const std::vector<ReceivedMessage>& messages,
       const std::function<std::string(wire::MessageClass)>& queue_for, int64_t now_us) = 0;
 
+  // The newest sequence stored with every one before it (or pruned after it was).
   virtual uint64_t LastReceivedSequence() const = 0;
+  // Sequences after LastReceivedSequence() stored already, as they were when the store was
+  // opened: a worker stores each message it is handed before the node does, so after a crash
+  // the inbox may hold some beyond a gap. Their jobs exist; StoreMessages leaves them as they
+  // are.
+  virtual const std::set<uint64_t>& StoredBeyondLastReceived() const = 0;
   // Makes everything committed so far durable (one fsync), whatever connection committed it.
   virtual Status Sync() = 0;
   // The master superseded the stream up to `sequence` (a snapshot follows): continue after it.
@@ -105,8 +118,15 @@ class ReplicaStore {
     std::string session_id;
     int pid = 0;
     int64_t started_at_us = 0;  // when the worker took the job
+    // The message's bytes when the node handed it over before storing it: the worker stores
+    // it, and posts its job on `queue`, in the batch's transaction (as StoreMessages would,
+    // and leaving what is stored already as it is). Empty when the job is stored.
+    std::string_view message;
+    std::string queue;
+    int64_t received_at_us = 0;
   };
-  // Applies the jobs in order in one transaction and records each attempt: a Receive_Message job's
+  // Applies the jobs in order in one transaction and records each attempt (storing first the
+  // messages handed over with them, see Attempt::message): a Receive_Message job's
   // LU changes, a Receive_Configuration job's tables and catalog, a Receive_Snapshot part's rows
   // (the first part empties the LU tables first). A job Ready already changes nothing (its attempt
   // says AlreadyReady). A job that fails rolls back alone and is marked Error with the message

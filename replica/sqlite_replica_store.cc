@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS ferry_inbox (
   received_at_us INTEGER NOT NULL,
   message BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS ferry_jobs (
-  job_id INTEGER PRIMARY KEY,  -- never reused, even after pruning: see next_job_id_
+  job_id INTEGER PRIMARY KEY,  -- the sequence (see Job::id), so never reused
   sequence INTEGER NOT NULL UNIQUE REFERENCES ferry_inbox (sequence),
   queue TEXT NOT NULL,
   message_class INTEGER NOT NULL,
@@ -92,30 +92,33 @@ class SqliteReplicaStore final : public ReplicaStore {
 
   Status Init(bool create) {
     if (create) FERRY_RETURN_IF_ERROR(db_.Exec(kSchema));
-    // A store writes neither of these: the inbox and the jobs say them, and ferry_meta keeps
-    // them for when pruning took the newest rows (written by Sync and PruneFinished). A
-    // database from before has ferry_jobs with AUTOINCREMENT, whose counter counts as well.
-    auto tables = db_.Prepare("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'");
-    if (!tables.ok()) return tables.status();
-    auto found = tables->Step();
-    if (!found.ok()) return found.status();
-    const bool autoincrement = *found == sqlite::Statement::StepResult::kRow;
-    auto last = db_.Prepare(
-        "SELECT MAX(COALESCE((SELECT CAST(value AS INTEGER) FROM ferry_meta "
-        "                     WHERE key = 'last_received_sequence'), 0), "
-        "           COALESCE((SELECT MAX(sequence) FROM ferry_inbox), 0)), "
-        "       MAX(COALESCE((SELECT CAST(value AS INTEGER) FROM ferry_meta "
-        "                     WHERE key = 'next_job_id'), 1), "
-        "           COALESCE((SELECT MAX(job_id) + 1 FROM ferry_jobs), 1)" +
-        std::string(autoincrement ? ", COALESCE((SELECT seq + 1 FROM sqlite_sequence "
-                                    "WHERE name = 'ferry_jobs'), 1)"
-                                  : "") +
-        ")");
-    if (!last.ok()) return last.status();
-    auto step = last->Step();
+    // Everything up to the sequence ferry_meta keeps (written by Sync, SkipTo and
+    // PruneFinished) is stored, or was pruned after it was. After it the inbox's rows count as
+    // long as they follow without a gap: a worker stores the message it is handed before the
+    // node stores it, so a crash can leave rows beyond a gap, whose messages the master will
+    // send again (the node leaves their jobs as they are).
+    auto kept = db_.Prepare(
+        "SELECT COALESCE((SELECT CAST(value AS INTEGER) FROM ferry_meta "
+        "                 WHERE key = 'last_received_sequence'), 0)");
+    if (!kept.ok()) return kept.status();
+    auto step = kept->Step();
     if (!step.ok()) return step.status();
-    last_received_ = static_cast<uint64_t>(last->ColumnInt(0));
-    next_job_id_ = static_cast<uint64_t>(last->ColumnInt(1));
+    last_received_ = static_cast<uint64_t>(kept->ColumnInt(0));
+    auto after =
+        db_.Prepare("SELECT sequence FROM ferry_inbox WHERE sequence > ? ORDER BY sequence");
+    if (!after.ok()) return after.status();
+    after->Bind(1, static_cast<int64_t>(last_received_));
+    while (true) {
+      auto row = after->Step();
+      if (!row.ok()) return row.status();
+      if (*row == sqlite::Statement::StepResult::kDone) break;
+      const auto sequence = static_cast<uint64_t>(after->ColumnInt(0));
+      if (sequence == last_received_ + 1 && stored_beyond_.empty()) {
+        last_received_ = sequence;
+      } else {
+        stored_beyond_.insert(sequence);
+      }
+    }
     return Status::Ok();
   }
 
@@ -124,57 +127,33 @@ class SqliteReplicaStore final : public ReplicaStore {
       const std::function<std::string(wire::MessageClass)>& queue_for, int64_t now_us) override {
     auto transaction = sqlite::Transaction::Begin(db_);
     if (!transaction.ok()) return transaction.status();
-    auto insert_inbox = Cached(
-        "INSERT INTO ferry_inbox (sequence, message_class, transaction_id, commit_time_us, "
-        "received_at_us, message) VALUES (?, ?, ?, ?, ?, ?)");
-    auto insert_job = Cached(
-        "INSERT INTO ferry_jobs (job_id, sequence, queue, message_class, state, posted_at_us) "
-        "VALUES (?, ?, ?, ?, 'Posted', ?)");
-    for (auto* s : {&insert_inbox, &insert_job}) {
-      if (!s->ok()) return s->status();
-    }
     std::vector<Job> posted;
     uint64_t expected = last_received_ + 1;
-    uint64_t next_job_id = next_job_id_;
-    for (const auto& [message, bytes] : messages) {
-      if (message.sequence() != expected) {
-        return Status::Internal("message " + std::to_string(message.sequence()) +
+    for (const auto& [header, bytes, received_at_us] : messages) {
+      if (header.sequence() != expected) {
+        return Status::Internal("message " + std::to_string(header.sequence()) +
                                 " does not follow " + std::to_string(expected - 1));
       }
       ++expected;
-      FERRY_RETURN_IF_ERROR((*insert_inbox)
-                                ->Bind(1, static_cast<int64_t>(message.sequence()))
-                                .Bind(2, static_cast<int64_t>(message.message_class()))
-                                .Bind(3, static_cast<int64_t>(message.transaction_id()))
-                                .Bind(4, message.commit_time_us())
-                                .Bind(5, now_us)
-                                .BindBlob(6, bytes)
-                                .Run());
       Job job;
-      job.sequence = message.sequence();
-      job.queue = queue_for(message.message_class());
-      job.id = next_job_id++;
-      FERRY_RETURN_IF_ERROR((*insert_job)
-                                ->Bind(1, static_cast<int64_t>(job.id))
-                                .Bind(2, static_cast<int64_t>(job.sequence))
-                                .Bind(3, job.queue)
-                                .Bind(4, static_cast<int64_t>(message.message_class()))
-                                .Bind(5, now_us)
-                                .Run());
+      job.id = job.sequence = header.sequence();
+      job.queue = queue_for(header.message_class());
+      FERRY_RETURN_IF_ERROR(
+          InsertMessage(header, bytes, job.queue, received_at_us != 0 ? received_at_us : now_us));
       posted.push_back(std::move(job));
     }
     FERRY_RETURN_IF_ERROR(transaction->Commit());
     last_received_ = expected - 1;
-    next_job_id_ = next_job_id;
     return posted;
   }
 
   uint64_t LastReceivedSequence() const override { return last_received_; }
+  const std::set<uint64_t>& StoredBeyondLastReceived() const override { return stored_beyond_; }
 
   Status Sync() override {
     return db_.CommitDurably([this] {
       FERRY_RETURN_IF_ERROR(SaveMeta("durable_sequence", last_received_));
-      return SaveCounters();
+      return SaveMeta("last_received_sequence", last_received_);
     });
   }
 
@@ -369,16 +348,20 @@ class SqliteReplicaStore final : public ReplicaStore {
                  "DELETE FROM ferry_prune;"));
     auto pick = db_.Prepare(
         "INSERT INTO ferry_prune SELECT job_id, sequence, queue, state FROM ferry_jobs "
-        "WHERE state IN ('Ready', 'Skipped') AND finished_at_us < ?");
+        "WHERE state IN ('Ready', 'Skipped') AND finished_at_us < ? AND sequence <= ?");
     if (!pick.ok()) return pick.status();
-    FERRY_RETURN_IF_ERROR(pick->Bind(1, before_us).Run());
+    // Not beyond LastReceivedSequence(): the node may store such a message again (a worker
+    // stored it, and a crash took the node's record of it), and its job must still be there.
+    FERRY_RETURN_IF_ERROR(
+        pick->Bind(1, before_us).Bind(2, static_cast<int64_t>(last_received_)).Run());
     const size_t pruned = sqlite3_changes(db_.handle());
     if (removed != nullptr) {
       auto counts = Counts("SELECT queue, state, COUNT(*) FROM ferry_prune GROUP BY queue, state");
       if (!counts.ok()) return counts.status();
       *removed = std::move(counts).value();
     }
-    FERRY_RETURN_IF_ERROR(SaveCounters());  // the rows that say them may go now
+    // The rows that say it may go now.
+    FERRY_RETURN_IF_ERROR(SaveMeta("last_received_sequence", last_received_));
     FERRY_RETURN_IF_ERROR(
         db_.Exec("DELETE FROM ferry_job_attempts WHERE job_id IN (SELECT job_id FROM ferry_prune);"
                  "DELETE FROM ferry_jobs WHERE job_id IN (SELECT job_id FROM ferry_prune);"
@@ -430,6 +413,7 @@ class SqliteReplicaStore final : public ReplicaStore {
   // REQUIRES: in a transaction.
   Status ApplyWhole(const std::vector<Attempt>& attempts, const Clock& clock) {
     configuration_checked_ = false;  // another worker may have installed a newer one
+    FERRY_RETURN_IF_ERROR(StoreHandedOver(attempts));
     std::vector<uint64_t> ready;
     for (size_t i = 0; i < attempts.size(); ++i) {
       Attempt attempt = attempts[i];
@@ -455,6 +439,8 @@ class SqliteReplicaStore final : public ReplicaStore {
     for (auto* s : {&savepoint, &release, &rollback}) {
       if (!s->ok()) return {s->status()};
     }
+    // Every job's message, with the batch, whatever becomes of the job.
+    if (Status stored = StoreHandedOver(attempts); !stored.ok()) return {stored};
     for (Attempt attempt : attempts) {
       if (!results.empty()) attempt.started_at_us = clock.NowMicros();  // its own start
       Status opened = (*savepoint)->Run();
@@ -709,15 +695,59 @@ class SqliteReplicaStore final : public ReplicaStore {
     return (*save)->Bind(1, key).Bind(2, std::to_string(value)).Run();
   }
 
-  // What the inbox and the jobs say until pruning takes their newest rows.
-  Status SaveCounters() {
-    FERRY_RETURN_IF_ERROR(SaveMeta("last_received_sequence", last_received_));
-    return SaveMeta("next_job_id", next_job_id_);
+  // Stores a message in the inbox and posts its job, unless it is stored already (by the
+  // node, or by a worker it was handed to).
+  Status InsertMessage(const wire::ReplicationMessageHeader& header, std::string_view bytes,
+                       const std::string& queue, int64_t now_us) {
+    auto insert_inbox = Cached(
+        "INSERT INTO ferry_inbox (sequence, message_class, transaction_id, commit_time_us, "
+        "received_at_us, message) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING");
+    if (!insert_inbox.ok()) return insert_inbox.status();
+    FERRY_RETURN_IF_ERROR((*insert_inbox)
+                              ->Bind(1, static_cast<int64_t>(header.sequence()))
+                              .Bind(2, static_cast<int64_t>(header.message_class()))
+                              .Bind(3, static_cast<int64_t>(header.transaction_id()))
+                              .Bind(4, header.commit_time_us())
+                              .Bind(5, now_us)
+                              .BindBlob(6, bytes)
+                              .Run());
+    auto insert_job = Cached(
+        "INSERT INTO ferry_jobs (job_id, sequence, queue, message_class, state, posted_at_us) "
+        "VALUES (?1, ?1, ?2, ?3, 'Posted', ?4) ON CONFLICT DO NOTHING");
+    if (!insert_job.ok()) return insert_job.status();
+    return (*insert_job)
+        ->Bind(1, static_cast<int64_t>(header.sequence()))
+        .Bind(2, queue)
+        .Bind(3, static_cast<int64_t>(header.message_class()))
+        .Bind(4, now_us)
+        .Run();
+  }
+
+  // Stores the messages handed over with `attempts` (Attempt::message). REQUIRES: in a
+  // transaction.
+  Status StoreHandedOver(const std::vector<Attempt>& attempts) {
+    for (const Attempt& attempt : attempts) {
+      if (attempt.message.empty()) continue;
+      wire::ReplicationMessageHeader header;
+      if (!header.ParseFromArray(attempt.message.data(),
+                                 static_cast<int>(attempt.message.size()))) {
+        return Status::Malformed("job " + std::to_string(attempt.job_id) +
+                                 ": the message handed over with it does not decode");
+      }
+      if (header.sequence() != attempt.job_id) {
+        return Status::Internal("job " + std::to_string(attempt.job_id) +
+                                " was handed over with the message of sequence " +
+                                std::to_string(header.sequence()));
+      }
+      FERRY_RETURN_IF_ERROR(
+          InsertMessage(header, attempt.message, attempt.queue, attempt.received_at_us));
+    }
+    return Status::Ok();
   }
 
   sqlite::Db db_;
   uint64_t last_received_ = 0;
-  uint64_t next_job_id_ = 1;  // job ids are never reused, even after pruning
+  std::set<uint64_t> stored_beyond_;                     // see StoredBeyondLastReceived()
   std::map<std::string, sqlite::Statement> statements_;  // by SQL text
   std::shared_ptr<const Catalog> catalog_;  // the installed configuration; loaded by workers
   std::unique_ptr<LuTables> tables_;        // for catalog_

@@ -98,8 +98,13 @@ Status Worker::Run(const std::atomic<bool>& stop) {
   return Status::Ok();
 }
 
-std::chrono::milliseconds Worker::ApplyDelay(uint64_t job_id) {
-  auto message = store_->ReadJobMessage(job_id);
+std::chrono::milliseconds Worker::ApplyDelay(const wire::AssignedJob& job) {
+  StatusOr<wire::ReplicationMessage> message = wire::ReplicationMessage();
+  if (job.message().empty()) {
+    message = store_->ReadJobMessage(job.job_id());
+  } else if (!message->ParseFromString(job.message())) {
+    return std::chrono::milliseconds(0);  // it fails in ApplyJobs, which says so
+  }
   if (!message.ok()) return std::chrono::milliseconds(0);
   std::chrono::milliseconds delay(0);
   for (const auto& change : message->changes()) {
@@ -120,7 +125,10 @@ void Worker::RunBatch(const wire::JobAssignment& assignment) {
     attempt.attempt = static_cast<int>(job.attempt());
     attempt.session_id = assignment.session_id();
     attempt.pid = getpid();
-    if (!options_.apply_delays.empty()) delay = std::max(delay, ApplyDelay(job.job_id()));
+    attempt.message = job.message();
+    attempt.queue = options_.queue;
+    attempt.received_at_us = job.received_at_us();
+    if (!options_.apply_delays.empty()) delay = std::max(delay, ApplyDelay(job));
   }
   if (attempts.empty()) return;
   attempts.front().started_at_us = clock_->NowMicros();

@@ -46,8 +46,8 @@ class Worker {
   Status SayHello();
   // Applies an assignment's jobs in one transaction and reports each attempted one.
   void RunBatch(const wire::JobAssignment& assignment);
-  // The configured delay for `job_id`'s changes (the longest that applies).
-  std::chrono::milliseconds ApplyDelay(uint64_t job_id);
+  // The configured delay for `job`'s changes (the longest that applies).
+  std::chrono::milliseconds ApplyDelay(const wire::AssignedJob& job);
 
   WorkerOptions options_;
   const Clock* clock_;

@@ -550,7 +550,8 @@ TEST_F(QueuesTest, ProcessCountChangesAtRunTimeAndSurvivesARestart) {
 }
 
 TEST_F(QueuesTest, PauseStopsDispatchAndResumeRestartsIt) {
-  ASSERT_OK(deployment_.StartReplica(kSite));
+  // No sync for a minute: a job that waits is not stored until an operator looks at it.
+  ASSERT_OK(deployment_.StartReplica(kSite, {"--sync-interval-ms", "60000"}));
   SubmitCompanyAndSite();
   auto paused = QueueCommand(wire::QueueCommand::PAUSE);
   ASSERT_OK(paused.status());
@@ -571,6 +572,10 @@ TEST_F(QueuesTest, PauseStopsDispatchAndResumeRestartsIt) {
   ASSERT_OK(status.status());
   EXPECT_EQ(status->last_applied_sequence(), sequence - 1);
   EXPECT_TRUE(status->queues(1).paused());
+  const wire::JobList posted = Jobs("Posted");
+  ASSERT_EQ(posted.jobs_size(), 1) << "the waiting job is not listed";
+  EXPECT_EQ(posted.jobs(0).sequence(), sequence);
+  EXPECT_EQ(posted.jobs(0).job_id(), sequence) << "a job's id is its message's sequence";
   auto why = JobCommand(wire::JobCommand::WHY, JobAt(sequence));
   ASSERT_OK(why.status());
   EXPECT_THAT(why->job_why().summary(), HasSubstr("paused"));

@@ -649,8 +649,9 @@ TEST_F(ReliabilityTest, AWorkerThatOutlivesItsReplicaAppliesNothingTwice) {
 // starts again from what it holds and loses nothing.
 TEST_F(ReliabilityTest, AcknowledgesOnlyWhatIsSyncedAndAKillInADeferredBatchLosesNothing) {
   ASSERT_OK(deployment_.StartMaster());
-  // A minute between syncs: what arrives is stored and applied, but acknowledged only once
-  // 256 messages wait for a sync.
+  // A minute between syncs: what arrives is applied (the worker a job is handed to stores its
+  // message: nothing else would before the sync), but acknowledged only once 256 messages
+  // wait for a sync.
   ASSERT_OK(deployment_.StartReplica("SITE-A", {"--sync-interval-ms", "60000"}));
   ASSERT_OK(deployment_.SubmitWorkload(workload_, 1, 100, /*setup=*/true));
   const uint64_t latest = Stream("SITE-A").latest_sequence();

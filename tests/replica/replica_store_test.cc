@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -346,33 +347,36 @@ TEST_F(ReplicaStoreTest, LastReceivedSequenceAdvances) {
   EXPECT_EQ(store_->LastReceivedSequence(), 3u);
 }
 
-// Storing writes no counter (the inbox and the jobs say the newest sequence and job id), so
-// a store writes fewer pages; a sync writes them, and they survive a reopen either way.
-TEST_F(ReplicaStoreTest, TheNewestSequenceAndJobIdSurviveAReopenWithoutASync) {
+// Storing writes no counter (the inbox says the newest sequence), so a store writes fewer
+// pages; a sync writes it, and it survives a reopen either way.
+TEST_F(ReplicaStoreTest, TheNewestSequenceSurvivesAReopenWithoutASync) {
   Store({Configuration(1)});
   std::vector<Job> jobs = Store({Changes(2, {NewCompany("C1")}), Changes(3, {NewCompany("C2")})});
   ASSERT_EQ(jobs.size(), 2u);
-  EXPECT_THAT(Query("SELECT key FROM ferry_meta WHERE key IN ('last_received_sequence', "
-                    "'next_job_id')"),
+  EXPECT_THAT(Query("SELECT key FROM ferry_meta WHERE key = 'last_received_sequence'"),
               ElementsAre())
       << "a store wrote a counter";
   Reopen();
   EXPECT_EQ(store_->LastReceivedSequence(), 3u);
   std::vector<Job> next = Store({Changes(4, {NewSite("C1-S1", "C1")})});
   ASSERT_EQ(next.size(), 1u);
-  EXPECT_EQ(next[0].id, jobs[1].id + 1);
+  EXPECT_EQ(next[0].id, 4u);
 
   ASSERT_OK(store_->Sync());
-  EXPECT_THAT(
-      Query("SELECT key || '=' || value FROM ferry_meta WHERE key IN "
-            "('last_received_sequence', 'next_job_id') ORDER BY key"),
-      ElementsAre("last_received_sequence=4", "next_job_id=" + std::to_string(next[0].id + 1)));
+  EXPECT_THAT(Query("SELECT key || '=' || value FROM ferry_meta WHERE key = "
+                    "'last_received_sequence'"),
+              ElementsAre("last_received_sequence=4"));
 }
 
-// Job ids are never used twice, even when pruning took every job; nor is a sequence
-// received again. Both counters are written before the rows that say them go.
-TEST_F(ReplicaStoreTest, JobIdsAreNotReusedAfterPruningEveryJob) {
+// A job's id is its message's sequence, so whoever stores the message first (the node, or the
+// worker it was handed to) posts the same job, and no id is used twice, even when pruning took
+// every job: no sequence is received twice. The newest sequence is written before the rows
+// that say it go.
+TEST_F(ReplicaStoreTest, AJobsIdIsItsSequenceAndNeverUsedTwice) {
   std::vector<Job> jobs = StoreConfigurationAnd({NewCompany("C1")});
+  EXPECT_EQ(configuration_job_.id, 1u);
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].id, 2u);
   ASSERT_OK(Apply(configuration_job_.id, 1, kNowUs + 10));
   ASSERT_OK(Apply(jobs[0].id, 1, kNowUs + 10));
   auto pruned = store_->PruneFinished(kNowUs + 20, nullptr);
@@ -385,31 +389,36 @@ TEST_F(ReplicaStoreTest, JobIdsAreNotReusedAfterPruningEveryJob) {
   EXPECT_EQ(store_->LastReceivedSequence(), 2u);
   std::vector<Job> next = Store({Changes(3, {NewCompany("C2")})});
   ASSERT_EQ(next.size(), 1u);
-  EXPECT_EQ(next[0].id, jobs[0].id + 1);
+  EXPECT_EQ(next[0].id, 3u);
 }
 
-// A database from before these counters: its ferry_jobs has AUTOINCREMENT, whose counter
-// remembers job ids that pruning took.
-TEST_F(ReplicaStoreTest, ADatabaseWithAnAutoincrementCounterKeepsItsJobIds) {
+// Jobs stored before job ids were sequences keep their ids; those are never above their
+// sequences (one id a message, counted from 1), so a new job's id is free.
+TEST_F(ReplicaStoreTest, AJobFromBeforeKeepsItsIdAndTheNextTakesItsSequence) {
   store_.reset();
   {
     auto db = sqlite::Db::Open(path_, {.create = false});
     ASSERT_OK(db.status());
+    std::string bytes;
+    ASSERT_TRUE(Changes(5, {NewCompany("C1")}).SerializeToString(&bytes));
+    auto insert = db->Prepare("INSERT INTO ferry_inbox VALUES (5, 1, 5, 0, 0, ?)");
+    ASSERT_OK(insert.status());
+    ASSERT_OK(insert->BindBlob(1, bytes).Run());
     ASSERT_OK(db->Exec(
-        "DROP TABLE ferry_jobs;"
-        "CREATE TABLE ferry_jobs (job_id INTEGER PRIMARY KEY AUTOINCREMENT, "
-        "sequence INTEGER NOT NULL UNIQUE REFERENCES ferry_inbox (sequence), queue TEXT NOT NULL, "
-        "message_class INTEGER NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL "
-        "DEFAULT 0, released_attempts INTEGER NOT NULL DEFAULT 0, session TEXT, error TEXT, "
-        "posted_at_us INTEGER NOT NULL, started_at_us INTEGER, finished_at_us INTEGER);"
-        "UPDATE sqlite_sequence SET seq = 41 WHERE name = 'ferry_jobs';"
-        "INSERT INTO sqlite_sequence (name, seq) SELECT 'ferry_jobs', 41 WHERE NOT EXISTS "
-        "(SELECT 1 FROM sqlite_sequence WHERE name = 'ferry_jobs');"));
+        "INSERT INTO ferry_jobs (job_id, sequence, queue, message_class, state, posted_at_us) "
+        "VALUES (2, 5, 'REPLICATION', 1, 'Posted', 0);"
+        "INSERT INTO ferry_meta VALUES ('last_received_sequence', '5');"));
   }
   Reopen();
-  std::vector<Job> jobs = Store({Configuration(1)});
-  ASSERT_EQ(jobs.size(), 1u);
-  EXPECT_EQ(jobs[0].id, 42u);
+  EXPECT_EQ(store_->LastReceivedSequence(), 5u);
+  auto unfinished = store_->UnfinishedJobs();
+  ASSERT_OK(unfinished.status());
+  ASSERT_EQ(unfinished->size(), 1u);
+  EXPECT_EQ((*unfinished)[0].id, 2u);
+  EXPECT_EQ((*unfinished)[0].sequence, 5u);
+  std::vector<Job> next = Store({Changes(6, {NewCompany("C2")})});
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].id, 6u);
 }
 
 // Only unfinished jobs are indexed by their state, so a job's Ready mark takes it out of one
@@ -1385,6 +1394,130 @@ TEST_F(ReplicaStoreTest, WorkerOpenOfExistingDatabaseAppliesItsJobs) {
   EXPECT_EQ(Rows("Company").size(), 1u);
   EXPECT_TRUE(Unfinished().empty());  // seen by the node's own connection
   EXPECT_THAT(Outcomes(Record(jobs[0].id)), ElementsAre("Ready"));
+}
+
+// ---- Messages handed over to a worker before the node stored them.
+
+class HandedOverTest : public ReplicaStoreTest {
+ protected:
+  // Opens the worker's connection and installs the configuration (sequence 1), which the
+  // node stored.
+  void SetUp() override {
+    ReplicaStoreTest::SetUp();
+    StoreConfigurationAnd({});
+    auto worker = OpenSqliteReplicaStore(path_, {.create = false});
+    ASSERT_OK(worker.status());
+    worker_ = std::move(worker).value();
+    ASSERT_OK(worker_->ApplyJob(MakeAttempt(configuration_job_.id), testing::FixedClock(kNowUs)));
+  }
+
+  // The worker's attempt at the job of `message`, handed over with its bytes (kept in bytes_).
+  ReplicaStore::Attempt HandedOver(const wire::ReplicationMessage& message) {
+    std::string& bytes = bytes_.emplace_back();
+    EXPECT_TRUE(message.SerializeToString(&bytes));
+    ReplicaStore::Attempt attempt = MakeAttempt(message.sequence());
+    attempt.message = bytes;
+    attempt.queue = kMessageQueue;
+    attempt.received_at_us = kNowUs - 5;
+    return attempt;
+  }
+
+  std::vector<Status> WorkerApplies(const std::vector<ReplicaStore::Attempt>& attempts) {
+    return worker_->ApplyJobs(attempts, testing::FixedClock(kNowUs));
+  }
+
+  std::unique_ptr<ReplicaStore> worker_;
+  std::list<std::string> bytes_;  // what the attempts' messages point into
+};
+
+// The worker stores the message and its job with the batch; the node's later store of the
+// same message leaves them as they are (the job stays Ready) and moves its sequence on.
+TEST_F(HandedOverTest, TheWorkerStoresTheMessageAndItsJobWithTheBatch) {
+  std::vector<Status> results = WorkerApplies({HandedOver(Changes(2, {NewCompany("C1")})),
+                                               HandedOver(Changes(3, {NewSite("C1-S1", "C1")}))});
+  ASSERT_EQ(results.size(), 2u);
+  ASSERT_OK(results[0]);
+  ASSERT_OK(results[1]);
+  EXPECT_EQ(Rows("Site").size(), 1u);
+  EXPECT_THAT(Query("SELECT sequence || ' ' || received_at_us FROM ferry_inbox WHERE sequence > 1"),
+              ElementsAre("2 " + std::to_string(kNowUs - 5), "3 " + std::to_string(kNowUs - 5)));
+  EXPECT_THAT(Query("SELECT job_id || ' ' || sequence || ' ' || queue || ' ' || state FROM "
+                    "ferry_jobs WHERE sequence > 1"),
+              ElementsAre("2 2 REPLICATION Ready", "3 3 REPLICATION Ready"));
+  EXPECT_EQ(store_->LastReceivedSequence(), 1u) << "the node has not stored them";
+
+  std::vector<Job> jobs =
+      Store({Changes(2, {NewCompany("C1")}), Changes(3, {NewSite("C1-S1", "C1")})});
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_EQ(jobs[0].id, 2u);
+  EXPECT_EQ(store_->LastReceivedSequence(), 3u);
+  EXPECT_THAT(Query("SELECT state FROM ferry_jobs WHERE sequence > 1"),
+              ElementsAre("Ready", "Ready"));
+  EXPECT_THAT(Query("SELECT COUNT(*) FROM ferry_job_attempts WHERE job_id > 1"), ElementsAre("2"));
+}
+
+// The node stored the message first (its sync came before the batch): the worker applies
+// the stored job.
+TEST_F(HandedOverTest, AMessageTheNodeStoredFirstIsAppliedOnce) {
+  std::vector<Job> jobs = Store({Changes(2, {NewCompany("C1")})});
+  ASSERT_EQ(jobs.size(), 1u);
+  std::vector<Status> results = WorkerApplies({HandedOver(Changes(2, {NewCompany("C1")}))});
+  ASSERT_EQ(results.size(), 1u);
+  ASSERT_OK(results[0]);
+  EXPECT_EQ(Rows("Company").size(), 1u);
+  EXPECT_THAT(Outcomes(Record(2)), ElementsAre("Ready"));
+  EXPECT_THAT(Query("SELECT COUNT(*) FROM ferry_inbox"), ElementsAre("2"));
+}
+
+// A job that fails keeps its message and is recorded as an Error; the jobs after it in the
+// batch are stored, not attempted.
+TEST_F(HandedOverTest, AFailingJobKeepsItsStoredMessageAndError) {
+  std::vector<Status> results = WorkerApplies({HandedOver(Changes(2, {NewSite("S-X", "NO-SUCH")})),
+                                               HandedOver(Changes(3, {NewCompany("C1")}))});
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_FALSE(results[0].ok());
+  EXPECT_THAT(Query("SELECT job_id || ' ' || state FROM ferry_jobs WHERE sequence > 1"),
+              ElementsAre("2 Error", "3 Posted"));
+  EXPECT_THAT(Query("SELECT COUNT(*) FROM ferry_inbox WHERE sequence > 1"), ElementsAre("2"));
+  EXPECT_TRUE(Rows("Company").empty());
+}
+
+TEST_F(HandedOverTest, AMessageOfAnotherSequenceThanItsJobIsRefusedNamingBoth) {
+  ReplicaStore::Attempt attempt = HandedOver(Changes(3, {NewCompany("C1")}));
+  attempt.job_id = 2;
+  std::vector<Status> results = WorkerApplies({attempt});
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_THAT(results[0].message(),
+              HasSubstr("job 2 was handed over with the message of sequence 3"));
+  EXPECT_THAT(Query("SELECT COUNT(*) FROM ferry_inbox"), ElementsAre("1"));
+}
+
+// After a crash the inbox may hold what workers stored beyond a gap (their queues' jobs ran
+// before another queue's job was stored). The store's newest sequence stops at the gap, so
+// the master sends the rest again; what is stored beyond it is named, so that the node posts
+// no job for it again, and pruning leaves it until the node stored the gap.
+TEST_F(HandedOverTest, AfterACrashWhatWorkersStoredBeyondAGapIsNamedAndKept) {
+  ASSERT_OK(WorkerApplies({HandedOver(Changes(3, {NewCompany("C1")}))})[0]);
+  ASSERT_OK(WorkerApplies({HandedOver(Changes(4, {NewCompany("C2")}))})[0]);
+  ASSERT_OK(store_->PruneFinished(kNowUs + 1'000'000, nullptr).status());
+  EXPECT_THAT(Query("SELECT sequence FROM ferry_inbox"), ElementsAre("3", "4"))
+      << "pruned what the node has not stored";
+
+  Reopen();  // sequence 2 was lost with the node
+
+  EXPECT_EQ(store_->LastReceivedSequence(), 1u);
+  EXPECT_THAT(store_->StoredBeyondLastReceived(), ElementsAre(3u, 4u));
+  std::vector<Job> jobs = Store({Changes(2, {NewCompany("C0")}), Changes(3, {NewCompany("C1")}),
+                                 Changes(4, {NewCompany("C2")})});
+  ASSERT_EQ(jobs.size(), 3u);
+  EXPECT_EQ(store_->LastReceivedSequence(), 4u);
+  EXPECT_THAT(Query("SELECT job_id || ' ' || state FROM ferry_jobs WHERE sequence > 1"),
+              ElementsAre("2 Posted", "3 Ready", "4 Ready"));
+
+  ASSERT_OK(store_->Sync());
+  Reopen();
+  EXPECT_EQ(store_->LastReceivedSequence(), 4u);
+  EXPECT_TRUE(store_->StoredBeyondLastReceived().empty());
 }
 
 }  // namespace
