@@ -66,8 +66,9 @@ int main(int argc, char** argv) {
       "master-timeout-ms", po::value(&master_timeout_ms)->default_value(master_timeout_ms),
       "silence from the master after which the replica says hello again, milliseconds")(
       "sync-interval-ms", po::value(&sync_interval_ms)->default_value(sync_interval_ms),
-      "received messages are made durable (one fsync) and acknowledged at most this many "
-      "milliseconds after they are stored, or at once past 256 of them; 0: every batch at once")(
+      "received messages are stored, made durable (one fsync) and acknowledged at most this "
+      "many milliseconds after they arrive, or at once past 256 of them; 0: every batch at "
+      "once. Their jobs do not wait for it")(
       "ready-file", po::value(&ready_file),
       "once bound, write the endpoints here (control=..., worker=...)");
   std::vector<std::pair<std::string, std::string>> queue_settings;

@@ -35,12 +35,14 @@ struct ReplicaOptions {
   QueueSet queues;                                        // the batch queues and their routes
   std::chrono::milliseconds master_timeout{3000};         // silence after which we say hello again
   std::chrono::seconds job_retention{7 * 24 * 3600};      // finished jobs are kept this long
-  // Stored messages wait at most this long for the fsync that lets us acknowledge them (or
-  // none, past kSyncEvery of them): one fsync for several batches when they come one by one.
-  std::chrono::milliseconds sync_interval{2};
+  // Received messages wait at most this long for the sync (store and fsync) that lets us
+  // acknowledge them (or none, past kSyncEvery of them): one fsync for several messages when
+  // they come one by one. Their jobs do not wait for it, so it adds no latency; what it costs
+  // is CPU (10 ms against 2: about 20 µs less a message, see docs/benchmarks.md).
+  std::chrono::milliseconds sync_interval{10};
 };
 
-// Unsynced stored messages past which the replica syncs and acknowledges at once.
+// Unsynced messages past which the replica syncs and acknowledges at once.
 inline constexpr uint64_t kSyncEvery = 256;
 
 // ferry-replica: one per site. Connects to its own stream at the master and posts every

@@ -697,7 +697,7 @@ TEST_F(ReliabilityTest, AcknowledgesOnlyWhatIsSyncedAndAKillInADeferredBatchLose
       std::chrono::seconds(30)));
   ASSERT_LT(Stream("SITE-A").acknowledged_sequence(), Stream("SITE-A").latest_sequence());
   deployment_.KillReplica("SITE-A");
-  ASSERT_OK(deployment_.StartReplica("SITE-A"));  // the default interval: 2 ms
+  ASSERT_OK(deployment_.StartReplica("SITE-A"));  // the default interval: 10 ms
   ASSERT_OK(deployment_.SubmitWorkload(workload_, next, 1000, /*setup=*/false));
   ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(60)));
   const uint64_t last = Stream("SITE-A").latest_sequence();
