@@ -388,7 +388,10 @@ TEST_F(ReliabilityTest, ReplicaAsksAgainOnAGapOrASilenceAndDropsDuplicates) {
   auto endpoint = Bind(master, "tcp://127.0.0.1:*");
   ASSERT_OK(endpoint.status());
   std::string control;
-  auto replica = StartReplicaOfFakeMaster(*endpoint, {"--master-timeout-ms", "1500"}, &control);
+  // Every batch synced and acknowledged at once (--sync-interval-ms 0): each ack below comes
+  // without waiting for an interval.
+  auto replica = StartReplicaOfFakeMaster(
+      *endpoint, {"--master-timeout-ms", "1500", "--sync-interval-ms", "0"}, &control);
   ASSERT_OK(replica.status());
 
   // Waits for the replica's next StreamHello or Ack on the fake master.
@@ -541,7 +544,7 @@ TEST_F(ReliabilityTest, AnAckThatCannotBeSentIsLogged) {
   message->set_message_class(wire::RECEIVE_CONFIGURATION);
   *message->mutable_configuration() = catalog_->proto();
   ASSERT_OK(Send(*master, envelope, hello->identity));
-  // Stored once it shows as received; then the master goes.
+  // Received (its sync, a second later, stores and acknowledges it); then the master goes.
   ASSERT_TRUE(testing::WaitFor(
       [&] {
         auto status = control.GetStatus();
