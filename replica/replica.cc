@@ -190,8 +190,8 @@ Status Replica::Run(const std::atomic<bool>& stop) {
     Status polled = Poll(items, 3, wait);
     if (polled.code() == Status::Code::kUnavailable) break;
     FERRY_RETURN_IF_ERROR(polled);
-    // Workers first: a worker that finished its batch gets the next one before we store
-    // what arrived meanwhile, which would keep it waiting.
+    // Workers first: a worker that finished its batch is idle again when what arrived
+    // meanwhile is handed out.
     if (items[1].revents & ZMQ_POLLIN) HandleWorkers();
     if (items[0].revents & ZMQ_POLLIN) HandleStream();
     if (items[2].revents & ZMQ_POLLIN) HandleControl();
