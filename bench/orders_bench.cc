@@ -172,6 +172,23 @@ std::map<std::string, double> CpuSecondsByProcess(LocalDeployment& deployment) {
   return seconds;
 }
 
+}  // namespace
+
+std::map<std::string, double> CpuMicrosPerTransaction(const std::map<std::string, double>& before,
+                                                      const std::map<std::string, double>& after,
+                                                      uint64_t transactions) {
+  std::map<std::string, double> per_transaction;
+  if (transactions == 0) return per_transaction;
+  for (const auto& [process, seconds] : after) {
+    auto was = before.find(process);
+    const double used = seconds - (was == before.end() ? 0.0 : was->second);
+    if (used >= 0) per_transaction[process] = used * 1e6 / static_cast<double>(transactions);
+  }
+  return per_transaction;
+}
+
+namespace {
+
 // The timed part from `clients` clients until the replica holds the same rows.
 Status TimedSubmit(Run& run, const BenchOptions& options, const std::string& name, int clients,
                    BenchResult* result) {
@@ -189,12 +206,8 @@ Status TimedSubmit(Run& run, const BenchOptions& options, const std::string& nam
   result->master_poll_us_per_tx[name] =
       static_cast<double>(master_after->sync_poll_cpu_us() - master_before->sync_poll_cpu_us()) /
       options.transactions;
-  for (const auto& [process, seconds] : CpuSecondsByProcess(run.deployment())) {
-    auto before = cpu_before.find(process);
-    const double used = seconds - (before == cpu_before.end() ? 0.0 : before->second);
-    // A worker that exited took its CPU time with it: no figure rather than a wrong one.
-    if (used >= 0) result->cpu_us_per_tx[name][process] = used * 1e6 / options.transactions;
-  }
+  result->cpu_us_per_tx[name] = CpuMicrosPerTransaction(
+      cpu_before, CpuSecondsByProcess(run.deployment()), options.transactions);
   return Status::Ok();
 }
 

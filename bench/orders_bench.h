@@ -75,6 +75,13 @@ class OrdersBench {
 void RecordPeakMemory(const std::string& run, const std::map<std::string, double>& peaks_mb,
                       BenchResult* result);
 
+// Each kind of process's CPU per transaction, in µs, between two readings of CPU seconds by
+// kind. A kind whose total fell (a worker exited and took its CPU time with it) gets no figure
+// rather than a wrong one; a kind new in `after` counts from 0.
+std::map<std::string, double> CpuMicrosPerTransaction(const std::map<std::string, double>& before,
+                                                      const std::map<std::string, double>& after,
+                                                      uint64_t transactions);
+
 // The table ferry-bench prints, and its --json form.
 std::string FormatTable(const BenchOptions& options, const BenchResult& result);
 std::string FormatJson(const BenchOptions& options, const BenchResult& result);

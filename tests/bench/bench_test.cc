@@ -19,6 +19,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Pair;
 
 // This test process's name as /proc says it.
 std::string OwnName() {
@@ -71,6 +72,19 @@ TEST(FormatTableTest, CpuPerTransactionAndWhatTheCoresAllow) {
   EXPECT_THAT(table, HasSubstr(allowed));
   EXPECT_THAT(FormatJson(options, result),
               HasSubstr("\"cpu_us_per_tx\":{\"e2e-1\":{\"ferry-bench\":100,\"ferry-master\":700,"));
+}
+
+// A worker that exited during the run took its CPU time with it: its kind's total fell, and
+// it gets no figure rather than one that is too small or below zero.
+TEST(CpuMicrosPerTransactionTest, AKindWhoseTotalFellGetsNoFigure) {
+  const std::map<std::string, double> before = {
+      {"ferry-bench", 1.0}, {"ferry-master", 10.0}, {"ferry-worker", 5.0}};
+  const std::map<std::string, double> after = {
+      {"ferry-bench", 1.5}, {"ferry-master", 12.0}, {"ferry-worker", 4.0}, {"ferry-replica", 0.5}};
+  EXPECT_THAT(CpuMicrosPerTransaction(before, after, 1000),
+              ElementsAre(Pair("ferry-bench", 500.0), Pair("ferry-master", 2000.0),
+                          Pair("ferry-replica", 500.0)));
+  EXPECT_TRUE(CpuMicrosPerTransaction(before, after, 0).empty());
 }
 
 TEST(RecordPeakMemoryTest, KeepsTheMostPerKindAndNotesEachPeakOverTheTarget) {
