@@ -38,7 +38,8 @@ struct ReplicaOptions {
   // Received messages wait at most this long for the sync (store and fsync) that lets us
   // acknowledge them (or none, past kSyncEvery of them): one fsync for several messages when
   // they come one by one. Their jobs do not wait for it, so it adds no latency; what it costs
-  // is CPU (10 ms against 2: about 20 µs less a message, see docs/benchmarks.md).
+  // is CPU (10 ms against 2: about 20 µs less a message at the replica, see
+  // docs/benchmarks.md).
   std::chrono::milliseconds sync_interval{10};
 };
 
@@ -50,8 +51,9 @@ inline constexpr uint64_t kSyncEvery = 256;
 // (inbox and jobs) in one transaction when it syncs, and acknowledges them once that fsync
 // made them durable (deferred by up to `sync_interval`, so that messages arriving one by one
 // share fsyncs). The jobs need not wait: a job handed to a worker before its message is stored
-// comes with the message, and the worker stores both in its own transaction, so nobody
-// writes the database twice for one message. Hands jobs to worker processes as the
+// comes with the message, and the worker stores both in the transaction that applies it, so
+// a message that comes alone costs one write transaction, not two. Hands jobs to worker
+// processes as the
 // queues' ordering modes and process counts allow (BatchQueues decides), retries failed jobs
 // per their queue's policy, starts and restarts each queue's workers, and hands a dead
 // worker's job out again. Answers status and operator commands on its control port.
