@@ -53,10 +53,9 @@ inline constexpr uint64_t kSyncEvery = 256;
 // share fsyncs). The jobs need not wait: a job handed to a worker before its message is stored
 // comes with the message, and the worker stores both in the transaction that applies it, so
 // a message that comes alone costs one write transaction, not two. Hands jobs to worker
-// processes as the
-// queues' ordering modes and process counts allow (BatchQueues decides), retries failed jobs
-// per their queue's policy, starts and restarts each queue's workers, and hands a dead
-// worker's job out again. Answers status and operator commands on its control port.
+// processes as the queues' ordering modes and process counts allow (BatchQueues decides),
+// retries failed jobs per their queue's policy, starts and restarts each queue's workers, and
+// hands a dead worker's job out again. Answers status and operator commands on its control port.
 // Single-threaded: Run() is its poll loop.
 class Replica {
  public:
