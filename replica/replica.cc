@@ -317,10 +317,15 @@ void Replica::SyncAndAcknowledge() {
     sync_due_.reset();
     return;
   }
-  Status synced = StoreUnstored() ? store_->Sync() : Status::Unavailable("not stored");
-  if (!synced.ok()) {
-    // Not acknowledged: the master keeps the messages. Try again after the next interval.
-    LogError("syncing received messages: " + synced.message());
+  // Not acknowledged after a failure (logged by whichever step failed): the master keeps the
+  // messages, and we try again after the next interval.
+  bool synced = StoreUnstored();
+  if (synced) {
+    Status durable = store_->Sync();
+    if (!durable.ok()) LogError("syncing received messages: " + durable.message());
+    synced = durable.ok();
+  }
+  if (!synced) {
     sync_due_ = clock_->Steady() + std::max(options_.sync_interval, std::chrono::milliseconds(100));
     return;
   }

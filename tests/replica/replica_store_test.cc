@@ -1482,6 +1482,17 @@ TEST_F(HandedOverTest, AFailingJobKeepsItsStoredMessageAndError) {
   EXPECT_TRUE(Rows("Company").empty());
 }
 
+TEST_F(HandedOverTest, AMessageThatDoesNotDecodeIsRefusedNamingItsJob) {
+  ReplicaStore::Attempt attempt = HandedOver(Changes(2, {NewCompany("C1")}));
+  const std::string garbled = "\xff\xff\xff";
+  attempt.message = garbled;
+  std::vector<Status> results = WorkerApplies({attempt});
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_THAT(results[0].message(),
+              HasSubstr("job 2: the message handed over with it does not decode"));
+  EXPECT_THAT(Query("SELECT COUNT(*) FROM ferry_inbox"), ElementsAre("1")) << "stored nothing";
+}
+
 TEST_F(HandedOverTest, AMessageOfAnotherSequenceThanItsJobIsRefusedNamingBoth) {
   ReplicaStore::Attempt attempt = HandedOver(Changes(3, {NewCompany("C1")}));
   attempt.job_id = 2;
