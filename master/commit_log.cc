@@ -138,6 +138,12 @@ Status CommitLog::Append(uint64_t first_number, const std::vector<std::string>& 
       static_cast<ssize_t>(records.size())) {
     return Status::IoError(Errno("cannot write commit log " + path_));
   }
+  // Starts writing the records to the disk now, from this thread: the fsync thread begins only
+  // once it has woken (30-70 us here when both CPUs are busy), and its fdatasync then finds the
+  // write under way or done and mostly waits for the disk's cache flush. Only a head start:
+  // durability is still the fdatasync's, which also reports any error of this write.
+  (void)sync_file_range(fd_, static_cast<off_t>(end_), static_cast<off_t>(records.size()),
+                        SYNC_FILE_RANGE_WRITE);
   end_ += records.size();
   {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -20,8 +20,9 @@ namespace ferry {
 // so. A submitted transaction is durable by its record; SQLite gets it in a group commit a
 // few milliseconds later, and after a crash the records SQLite lacks are applied again, in
 // order. Records go to a preallocated file, whose fsyncs run on a thread of their own while
-// the transactions are applied; the submits that waited together share them. A wait for an
-// fsync polls before it sleeps: see WaitSynced.
+// the transactions are applied; the submits that waited together share them. The appending
+// thread starts the records' write to the disk itself, so the fsync thread's wake-up is not on
+// its path; a wait for an fsync polls before it sleeps: see WaitSynced.
 //
 // Record: [u32 payload length][u32 CRC-32 of number and payload][u64 number][payload], numbers
 // consecutive. Reading stops at the first record that is torn, fails its CRC, or does not
@@ -47,8 +48,8 @@ class CommitLog {
   CommitLog& operator=(const CommitLog&) = delete;
 
   // Writes `payloads` as records `first_number`, `first_number` + 1, ... after the last one,
-  // in one write, and starts their fsync in the background: records written together share
-  // an fsync, which runs while their transactions are applied.
+  // in one write, starts that write to the disk, and starts their fsync in the background:
+  // records written together share an fsync, which runs while their transactions are applied.
   // REQUIRES: HasRoomFor(the sum of their RecordBytes); `first_number` follows the last
   // appended (any after Open or Restart).
   Status Append(uint64_t first_number, const std::vector<std::string>& payloads);
