@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   int master_timeout_ms = static_cast<int>(options.master_timeout.count());
   int64_t retention_s = options.job_retention.count();
   int sync_interval_ms = static_cast<int>(options.sync_interval.count());
+  int db_lock_timeout_ms = static_cast<int>(options.db_lock_timeout.count());
   std::vector<std::string> queue_args;
   po::options_description described(
       "ferry-replica: a replica site of a Ferry deployment.\n"
@@ -69,8 +70,11 @@ int main(int argc, char** argv) {
       "received messages are stored, made durable (one fsync) and acknowledged at most this "
       "many milliseconds after they arrive, or at once past 256 of them; 0: every batch at "
       "once. Their jobs do not wait for it")(
-      "ready-file", po::value(&ready_file),
-      "once bound, write the endpoints here (control=..., worker=...)");
+      "db-lock-timeout-ms", po::value(&db_lock_timeout_ms)->default_value(db_lock_timeout_ms),
+      "how long a write of the replica waits for another connection's write lock on --db (a "
+      "worker's commit, an operator's transaction) before it fails and is tried again later, "
+      "milliseconds")("ready-file", po::value(&ready_file),
+                      "once bound, write the endpoints here (control=..., worker=...)");
   std::vector<std::pair<std::string, std::string>> queue_settings;
   ferry::CommandLine line;
   line.program = "ferry-replica";
@@ -87,10 +91,11 @@ int main(int argc, char** argv) {
       if (eq == std::string::npos) throw po::error("--queue '" + arg + "' is not NAME.KEY=VALUE");
       queue_settings.emplace_back("queue." + arg.substr(0, eq), arg.substr(eq + 1));
     }
-    if (master_timeout_ms <= 0 || retention_s < 0 || sync_interval_ms < 0) {
+    if (master_timeout_ms <= 0 || db_lock_timeout_ms <= 0 || retention_s < 0 ||
+        sync_interval_ms < 0) {
       throw po::error(
-          "--master-timeout-ms must be positive, --job-retention-s and --sync-interval-ms not "
-          "negative");
+          "--master-timeout-ms and --db-lock-timeout-ms must be positive, --job-retention-s and "
+          "--sync-interval-ms not negative");
     }
     auto queues = ferry::QueueSet::FromSettings(queue_settings);
     if (!queues.ok()) throw po::error("queue configuration: " + queues.status().message());
@@ -98,6 +103,7 @@ int main(int argc, char** argv) {
     options.master_timeout = std::chrono::milliseconds(master_timeout_ms);
     options.job_retention = std::chrono::seconds(retention_s);
     options.sync_interval = std::chrono::milliseconds(sync_interval_ms);
+    options.db_lock_timeout = std::chrono::milliseconds(db_lock_timeout_ms);
   };
   po::variables_map vm;
   if (auto exit_code = ferry::ParseCommandLine(line, argc, argv, described, &vm)) return *exit_code;

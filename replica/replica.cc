@@ -55,7 +55,8 @@ StatusOr<std::unique_ptr<Replica>> Replica::Create(zmq::context_t& context, Repl
   if (options.site.empty()) return Status::InvalidArgument("no site name given");
   if (options.master_endpoint.empty()) return Status::InvalidArgument("no master endpoint given");
   if (options.worker_program.empty()) return Status::InvalidArgument("no worker program given");
-  auto store = OpenSqliteReplicaStore(options.db_path, {});
+  auto store = OpenSqliteReplicaStore(
+      options.db_path, {.busy_timeout_ms = static_cast<int>(options.db_lock_timeout.count())});
   if (!store.ok()) return store.status();
 
   // Operators' changes (ferryctl queue ...) outlive restarts and override the configuration.

@@ -41,6 +41,10 @@ struct ReplicaOptions {
   // is CPU (10 ms against 2: about 20 µs less a message at the replica, see
   // docs/benchmarks.md).
   std::chrono::milliseconds sync_interval{10};
+  // How long a write of the replica's waits for another connection's write lock on its
+  // database (a worker's commit, an operator's transaction) before it fails; a failed store is
+  // tried again later and acknowledges nothing meanwhile.
+  std::chrono::milliseconds db_lock_timeout{10000};
 };
 
 // Unsynced messages past which the replica syncs and acknowledges at once.

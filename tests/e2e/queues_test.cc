@@ -780,6 +780,11 @@ TEST(ExecutablesTest, BadArgumentsAreRefusedNamingThem) {
           dir.File("r.db") + " --sync-interval-ms -1");
   EXPECT_EQ(code, 2);
   EXPECT_THAT(out, HasSubstr("--job-retention-s and --sync-interval-ms not negative"));
+  std::tie(code, out) =
+      run(testing::Executable("ferry-replica") + " --site SITE-A --master tcp://127.0.0.1:1 --db " +
+          dir.File("r.db") + " --db-lock-timeout-ms 0");
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("--master-timeout-ms and --db-lock-timeout-ms must be positive"));
   std::tie(code, out) = run(testing::Executable("ferry-master") + " --master-config " +
                             dir.File("missing.txtpb") + " --db " + dir.File("m.db"));
   EXPECT_EQ(code, 1);

@@ -562,6 +562,102 @@ TEST_F(ReliabilityTest, AnAckThatCannotBeSentIsLogged) {
       << testing::ReadFile(deployment_.log("SITE-A"));
 }
 
+// A hello acknowledges everything before the sequence it asks for. A replica whose store
+// fails (here its database is locked by another connection) has received messages it has not
+// made durable: its hello asks for them again, and nothing of them is acknowledged until a
+// sync succeeds.
+TEST_F(ReliabilityTest, AHelloAfterAFailedSyncAsksAgainForWhatIsNotDurable) {
+  zmq::context_t context;
+  zmq::socket_t master(context, zmq::socket_type::router);
+  master.set(zmq::sockopt::linger, 0);
+  auto endpoint = Bind(master, "tcp://127.0.0.1:*");
+  ASSERT_OK(endpoint.status());
+  std::string control;
+  // Each batch synced at once; a locked database fails a store after 100 ms; half a second of
+  // silence brings a hello.
+  auto replica = StartReplicaOfFakeMaster(
+      *endpoint,
+      {"--master-timeout-ms", "500", "--sync-interval-ms", "0", "--db-lock-timeout-ms", "100"},
+      &control);
+  ASSERT_OK(replica.status());
+  std::string identity;
+  // The replica's next StreamHello (its next_sequence) or Ack (its sequence).
+  auto next_from_replica = [&](bool want_hello, uint64_t* acked) -> StatusOr<uint64_t> {
+    for (int i = 0; i < 100; ++i) {
+      zmq::pollitem_t item{master.handle(), 0, ZMQ_POLLIN, 0};
+      FERRY_RETURN_IF_ERROR(Poll(&item, 1, std::chrono::milliseconds(100)));
+      auto received = TryReceive(master, /*router=*/true);
+      if (!received || !received->envelope.ok()) continue;
+      identity = received->identity;
+      const wire::Envelope& envelope = *received->envelope;
+      if (envelope.has_ack()) *acked = std::max(*acked, envelope.ack().sequence());
+      if (want_hello && envelope.has_stream_hello()) return envelope.stream_hello().next_sequence();
+      if (!want_hello && envelope.has_ack()) return envelope.ack().sequence();
+    }
+    return Status::Unavailable("nothing from the replica");
+  };
+  auto send = [&](uint64_t sequence) {
+    wire::Envelope envelope;
+    wire::ReplicationMessage* m = envelope.mutable_replication_message();
+    m->set_site("SITE-A");
+    m->set_sequence(sequence);
+    if (sequence == 1) {
+      m->set_message_class(wire::RECEIVE_CONFIGURATION);
+      *m->mutable_configuration() = catalog_->proto();
+    } else {
+      m->set_message_class(wire::RECEIVE_MESSAGE);
+      *m->add_changes() =
+          Change("Company", wire::NEW, {{"company_id", "C" + std::to_string(sequence)}});
+    }
+    ASSERT_OK(Send(master, envelope, identity));
+  };
+  uint64_t acked = 0;
+  ASSERT_OK(next_from_replica(true, &acked).status());
+  send(1);
+  ASSERT_OK(next_from_replica(false, &acked).status());
+  ASSERT_EQ(acked, 1u);
+
+  // Another connection holds the database's write lock: the replica receives 2 and 3 and
+  // hands them out, but cannot store them.
+  auto lock = sqlite::Db::Open(deployment_.db("SITE-A"), {.create = false});
+  ASSERT_OK(lock.status());
+  ASSERT_OK(lock->Exec("BEGIN IMMEDIATE"));
+  send(2);
+  send(3);
+  NodeClient client(context, control, 2000);
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        auto status = client.GetStatus();
+        return status.ok() && status->replica().last_received_sequence() == 3;
+      },
+      std::chrono::seconds(10)));
+  // The master says nothing more: the replica says hello again, with its store still failing.
+  auto hello = next_from_replica(true, &acked);
+  ASSERT_OK(hello.status());
+  EXPECT_EQ(*hello, 2u) << "the hello acknowledged messages that are not durable";
+  EXPECT_EQ(acked, 1u) << "an ack for messages that are not durable";
+  EXPECT_THAT(testing::ReadFile(deployment_.log("SITE-A")), HasSubstr("storing messages 2..3"));
+
+  // The lock goes: the next sync stores them, makes them durable, acknowledges them, and both
+  // are applied.
+  ASSERT_OK(lock->Exec("ROLLBACK"));
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        (void)next_from_replica(false, &acked);
+        return acked == 3;
+      },
+      std::chrono::seconds(10)));
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        auto status = client.GetStatus();
+        return status.ok() && status->replica().last_applied_sequence() == 3;
+      },
+      std::chrono::seconds(10)));
+  auto applied = AppliedAttempts("SITE-A");
+  EXPECT_EQ(applied.size(), 3u);
+  for (const auto& [job, count] : applied) EXPECT_EQ(count, 1) << "job " << job;
+}
+
 // Workers apply batches of jobs in one transaction each, without an fsync per commit. A
 // replica and its workers killed in the middle of catching up lose nothing and apply nothing
 // twice: what a lost batch held is in the durable inbox and is applied again, once.
