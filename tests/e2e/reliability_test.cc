@@ -35,6 +35,69 @@ using ::testing::HasSubstr;
 using testing::TempDir;
 using testing::Transaction;
 
+// SITE-A's master, played by a test on a ROUTER socket, so that it can send what a real
+// master never would over one TCP connection (a gap, a duplicate, an unknown class, a silence)
+// and see each hello and ack the replica sends.
+class FakeMaster {
+ public:
+  FakeMaster(zmq::context_t& context, const Catalog& catalog)
+      : socket_(context, zmq::socket_type::router), catalog_(catalog) {
+    socket_.set(zmq::sockopt::linger, 0);
+  }
+  StatusOr<std::string> Bind() { return ferry::Bind(socket_, "tcp://127.0.0.1:*"); }
+
+  // The replica's next StreamHello (its next_sequence) or Ack (its sequence), within 10 s.
+  // Every ack on the way counts in acked().
+  StatusOr<uint64_t> Next(bool want_hello) {
+    for (int i = 0; i < 100; ++i) {
+      zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+      FERRY_RETURN_IF_ERROR(Poll(&item, 1, std::chrono::milliseconds(100)));
+      auto received = TryReceive(socket_, /*router=*/true);
+      if (!received || !received->envelope.ok()) continue;
+      identity_ = received->identity;
+      const wire::Envelope& envelope = *received->envelope;
+      if (envelope.has_ack()) acked_ = std::max(acked_, envelope.ack().sequence());
+      if (want_hello && envelope.has_stream_hello()) return envelope.stream_hello().next_sequence();
+      if (!want_hello && envelope.has_ack()) return envelope.ack().sequence();
+    }
+    return Status::Unavailable("nothing from the replica");
+  }
+
+  // Sends SITE-A's message `sequence`: the configuration, a new Company, or (another class)
+  // nothing but its header.
+  Status SendMessage(uint64_t sequence, wire::MessageClass message_class) {
+    wire::Envelope envelope;
+    wire::ReplicationMessage* m = envelope.mutable_replication_message();
+    m->set_site("SITE-A");
+    m->set_sequence(sequence);
+    m->set_message_class(message_class);
+    if (message_class == wire::RECEIVE_CONFIGURATION)
+      *m->mutable_configuration() = catalog_.proto();
+    if (message_class == wire::RECEIVE_MESSAGE) {
+      *m->add_changes() =
+          Change("Company", wire::NEW, {{"company_id", "C" + std::to_string(sequence)}});
+    }
+    return Send(envelope);
+  }
+
+  // Sends `envelope` on the replica's connection (the one it spoke on last).
+  Status Send(const wire::Envelope& envelope) {
+    last_sent_at_ = std::chrono::steady_clock::now();
+    return ferry::Send(socket_, envelope, identity_);
+  }
+
+  zmq::socket_t& socket() { return socket_; }
+  uint64_t acked() const { return acked_; }  // the highest sequence acknowledged so far
+  std::chrono::steady_clock::time_point last_sent_at() const { return last_sent_at_; }
+
+ private:
+  zmq::socket_t socket_;
+  const Catalog& catalog_;
+  std::string identity_;
+  uint64_t acked_ = 0;
+  std::chrono::steady_clock::time_point last_sent_at_ = std::chrono::steady_clock::now();
+};
+
 class ReliabilityTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -66,6 +129,15 @@ class ReliabilityTest : public ::testing::Test {
     *control = ReadReadyFile(dir_.File("SITE-A.ready"), std::chrono::seconds(10))["control"];
     if (control->empty()) return Status::Unavailable("the replica wrote no control endpoint");
     return replica;
+  }
+
+  // The same, streaming from `master`, which it binds first.
+  StatusOr<ChildProcess> StartReplicaOfFakeMaster(FakeMaster& master,
+                                                  const std::vector<std::string>& extra_args,
+                                                  std::string* control) {
+    auto endpoint = master.Bind();
+    if (!endpoint.ok()) return endpoint.status();
+    return StartReplicaOfFakeMaster(*endpoint, extra_args, control);
   }
 
   void ExpectRowsEqualMaster(const std::string& site, const Catalog* catalog = nullptr) {
@@ -379,71 +451,35 @@ TEST_F(ReliabilityTest, HostileInputOnEveryPortIsAnsweredAndLosesNothing) {
   EXPECT_THAT(replica_log, HasSubstr("NO_SUCH_QUEUE"));
 }
 
-// The test plays the master on a ROUTER socket, so it can send what a real master never
-// would over one TCP connection: a gap, a duplicate, an unknown message class, a silence.
 TEST_F(ReliabilityTest, ReplicaAsksAgainOnAGapOrASilenceAndDropsDuplicates) {
   zmq::context_t context;
-  zmq::socket_t master(context, zmq::socket_type::router);
-  master.set(zmq::sockopt::linger, 0);
-  auto endpoint = Bind(master, "tcp://127.0.0.1:*");
-  ASSERT_OK(endpoint.status());
+  FakeMaster master(context, *catalog_);
   std::string control;
   // Every batch synced and acknowledged at once (--sync-interval-ms 0): each ack below comes
   // without waiting for an interval.
   auto replica = StartReplicaOfFakeMaster(
-      *endpoint, {"--master-timeout-ms", "1500", "--sync-interval-ms", "0"}, &control);
+      master, {"--master-timeout-ms", "1500", "--sync-interval-ms", "0"}, &control);
   ASSERT_OK(replica.status());
 
-  // Waits for the replica's next StreamHello or Ack on the fake master.
-  std::string identity;
-  auto next_from_replica = [&](bool want_hello) -> StatusOr<uint64_t> {
-    for (int i = 0; i < 100; ++i) {
-      zmq::pollitem_t item{master.handle(), 0, ZMQ_POLLIN, 0};
-      FERRY_RETURN_IF_ERROR(Poll(&item, 1, std::chrono::milliseconds(100)));
-      auto received = TryReceive(master, /*router=*/true);
-      if (!received || !received->envelope.ok()) continue;
-      identity = received->identity;
-      if (want_hello && received->envelope->has_stream_hello()) {
-        return received->envelope->stream_hello().next_sequence();
-      }
-      if (!want_hello && received->envelope->has_ack()) return received->envelope->ack().sequence();
-    }
-    return Status::Unavailable("nothing from the replica");
-  };
-  auto last_sent_at = std::chrono::steady_clock::now();
-  auto send = [&](uint64_t sequence, wire::MessageClass message_class) {
-    last_sent_at = std::chrono::steady_clock::now();
-    wire::Envelope envelope;
-    wire::ReplicationMessage* m = envelope.mutable_replication_message();
-    m->set_site("SITE-A");
-    m->set_sequence(sequence);
-    m->set_message_class(message_class);
-    if (message_class == wire::RECEIVE_CONFIGURATION)
-      *m->mutable_configuration() = catalog_->proto();
-    if (message_class == wire::RECEIVE_MESSAGE) {
-      *m->add_changes() =
-          Change("Company", wire::NEW, {{"company_id", "C" + std::to_string(sequence)}});
-    }
-    ASSERT_OK(Send(master, envelope, identity));
-  };
-  auto hello = next_from_replica(true);
+  auto hello = master.Next(/*want_hello=*/true);
   ASSERT_OK(hello.status());
   EXPECT_EQ(*hello, 1u);
-  send(1, wire::RECEIVE_CONFIGURATION);
-  auto ack = next_from_replica(false);
+  ASSERT_OK(master.SendMessage(1, wire::RECEIVE_CONFIGURATION));
+  auto ack = master.Next(/*want_hello=*/false);
   ASSERT_OK(ack.status());
   EXPECT_EQ(*ack, 1u);
-  send(3, wire::RECEIVE_MESSAGE);  // 2 is missing
-  hello = next_from_replica(true);
+  ASSERT_OK(master.SendMessage(3, wire::RECEIVE_MESSAGE));  // 2 is missing
+  hello = master.Next(/*want_hello=*/true);
   ASSERT_OK(hello.status());
   EXPECT_EQ(*hello, 2u) << "a gap makes the replica ask again from the first it lacks";
-  send(2, wire::RECEIVE_MESSAGE);
-  send(2, wire::RECEIVE_MESSAGE);  // a duplicate
-  send(3, wire::RECEIVE_MESSAGE);
-  send(4, static_cast<wire::MessageClass>(99));  // a class this protocol does not know
+  ASSERT_OK(master.SendMessage(2, wire::RECEIVE_MESSAGE));
+  ASSERT_OK(master.SendMessage(2, wire::RECEIVE_MESSAGE));  // a duplicate
+  ASSERT_OK(master.SendMessage(3, wire::RECEIVE_MESSAGE));
+  // A class this protocol does not know.
+  ASSERT_OK(master.SendMessage(4, static_cast<wire::MessageClass>(99)));
   ASSERT_TRUE(testing::WaitFor(
       [&] {
-        auto a = next_from_replica(false);
+        auto a = master.Next(/*want_hello=*/false);
         return a.ok() && *a == 4;
       },
       std::chrono::seconds(10)));
@@ -465,27 +501,26 @@ TEST_F(ReliabilityTest, ReplicaAsksAgainOnAGapOrASilenceAndDropsDuplicates) {
   // A heartbeat says what was sent before it: holding all of it, the replica asks for nothing;
   // lacking some, it asks again from the first it lacks.
   auto heartbeat = [&](uint64_t last_sent) {
-    last_sent_at = std::chrono::steady_clock::now();
     wire::Envelope envelope;
     envelope.mutable_heartbeat()->set_last_sent_sequence(last_sent);
-    ASSERT_OK(Send(master, envelope, identity));
+    ASSERT_OK(master.Send(envelope));
   };
   // A hello the silence timer sent before now is not the heartbeat's doing: read it first.
-  while (auto stale = TryReceive(master, /*router=*/true)) {
+  while (auto stale = TryReceive(master.socket(), /*router=*/true)) {
   }
   heartbeat(4);
   const auto quiet_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
   while (std::chrono::steady_clock::now() < quiet_until) {
-    zmq::pollitem_t item{master.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::pollitem_t item{master.socket().handle(), 0, ZMQ_POLLIN, 0};
     ASSERT_OK(Poll(&item, 1, std::chrono::milliseconds(50)));
-    auto received = TryReceive(master, /*router=*/true);
+    auto received = TryReceive(master.socket(), /*router=*/true);
     if (!received || !received->envelope.ok()) continue;
     EXPECT_FALSE(received->envelope->has_stream_hello())
         << "a heartbeat of what the replica holds made it ask again";
   }
   heartbeat(6);  // 5 and 6 were lost on the way
   const auto told = std::chrono::steady_clock::now();
-  hello = next_from_replica(true);
+  hello = master.Next(/*want_hello=*/true);
   ASSERT_OK(hello.status());
   EXPECT_EQ(*hello, 5u);
   // Before the silence timeout (1,500 ms after the heartbeat): the heartbeat's, not the timer's.
@@ -493,10 +528,11 @@ TEST_F(ReliabilityTest, ReplicaAsksAgainOnAGapOrASilenceAndDropsDuplicates) {
 
   // A master that goes silent (no message, no heartbeat) is asked again after the timeout, and
   // the replica's log says so once.
-  hello = next_from_replica(true);
+  hello = master.Next(/*want_hello=*/true);
   ASSERT_OK(hello.status());
   EXPECT_EQ(*hello, 5u);
-  EXPECT_GE(std::chrono::steady_clock::now() - last_sent_at, std::chrono::milliseconds(1500));
+  EXPECT_GE(std::chrono::steady_clock::now() - master.last_sent_at(),
+            std::chrono::milliseconds(1500));
   const std::string silence = "no word from the master for 1500 ms (received up to sequence 4)";
   auto said = [&] {
     const std::string log = testing::ReadFile(deployment_.log("SITE-A"));
@@ -508,7 +544,7 @@ TEST_F(ReliabilityTest, ReplicaAsksAgainOnAGapOrASilenceAndDropsDuplicates) {
   };
   ASSERT_TRUE(testing::WaitFor([&] { return said() > 0; }, std::chrono::seconds(5)));
   // It keeps asking while the silence lasts, and says so only the once.
-  hello = next_from_replica(true);
+  hello = master.Next(/*want_hello=*/true);
   ASSERT_OK(hello.status());
   EXPECT_EQ(*hello, 5u);
   EXPECT_EQ(said(), 1);
@@ -568,62 +604,27 @@ TEST_F(ReliabilityTest, AnAckThatCannotBeSentIsLogged) {
 // sync succeeds.
 TEST_F(ReliabilityTest, AHelloAfterAFailedSyncAsksAgainForWhatIsNotDurable) {
   zmq::context_t context;
-  zmq::socket_t master(context, zmq::socket_type::router);
-  master.set(zmq::sockopt::linger, 0);
-  auto endpoint = Bind(master, "tcp://127.0.0.1:*");
-  ASSERT_OK(endpoint.status());
+  FakeMaster master(context, *catalog_);
   std::string control;
   // Each batch synced at once; a locked database fails a store after 100 ms; half a second of
   // silence brings a hello.
   auto replica = StartReplicaOfFakeMaster(
-      *endpoint,
+      master,
       {"--master-timeout-ms", "500", "--sync-interval-ms", "0", "--db-lock-timeout-ms", "100"},
       &control);
   ASSERT_OK(replica.status());
-  std::string identity;
-  // The replica's next StreamHello (its next_sequence) or Ack (its sequence).
-  auto next_from_replica = [&](bool want_hello, uint64_t* acked) -> StatusOr<uint64_t> {
-    for (int i = 0; i < 100; ++i) {
-      zmq::pollitem_t item{master.handle(), 0, ZMQ_POLLIN, 0};
-      FERRY_RETURN_IF_ERROR(Poll(&item, 1, std::chrono::milliseconds(100)));
-      auto received = TryReceive(master, /*router=*/true);
-      if (!received || !received->envelope.ok()) continue;
-      identity = received->identity;
-      const wire::Envelope& envelope = *received->envelope;
-      if (envelope.has_ack()) *acked = std::max(*acked, envelope.ack().sequence());
-      if (want_hello && envelope.has_stream_hello()) return envelope.stream_hello().next_sequence();
-      if (!want_hello && envelope.has_ack()) return envelope.ack().sequence();
-    }
-    return Status::Unavailable("nothing from the replica");
-  };
-  auto send = [&](uint64_t sequence) {
-    wire::Envelope envelope;
-    wire::ReplicationMessage* m = envelope.mutable_replication_message();
-    m->set_site("SITE-A");
-    m->set_sequence(sequence);
-    if (sequence == 1) {
-      m->set_message_class(wire::RECEIVE_CONFIGURATION);
-      *m->mutable_configuration() = catalog_->proto();
-    } else {
-      m->set_message_class(wire::RECEIVE_MESSAGE);
-      *m->add_changes() =
-          Change("Company", wire::NEW, {{"company_id", "C" + std::to_string(sequence)}});
-    }
-    ASSERT_OK(Send(master, envelope, identity));
-  };
-  uint64_t acked = 0;
-  ASSERT_OK(next_from_replica(true, &acked).status());
-  send(1);
-  ASSERT_OK(next_from_replica(false, &acked).status());
-  ASSERT_EQ(acked, 1u);
+  ASSERT_OK(master.Next(/*want_hello=*/true).status());
+  ASSERT_OK(master.SendMessage(1, wire::RECEIVE_CONFIGURATION));
+  ASSERT_OK(master.Next(/*want_hello=*/false).status());
+  ASSERT_EQ(master.acked(), 1u);
 
   // Another connection holds the database's write lock: the replica receives 2 and 3 and
   // hands them out, but cannot store them.
   auto lock = sqlite::Db::Open(deployment_.db("SITE-A"), {.create = false});
   ASSERT_OK(lock.status());
   ASSERT_OK(lock->Exec("BEGIN IMMEDIATE"));
-  send(2);
-  send(3);
+  ASSERT_OK(master.SendMessage(2, wire::RECEIVE_MESSAGE));
+  ASSERT_OK(master.SendMessage(3, wire::RECEIVE_MESSAGE));
   NodeClient client(context, control, 2000);
   ASSERT_TRUE(testing::WaitFor(
       [&] {
@@ -632,10 +633,10 @@ TEST_F(ReliabilityTest, AHelloAfterAFailedSyncAsksAgainForWhatIsNotDurable) {
       },
       std::chrono::seconds(10)));
   // The master says nothing more: the replica says hello again, with its store still failing.
-  auto hello = next_from_replica(true, &acked);
+  auto hello = master.Next(/*want_hello=*/true);
   ASSERT_OK(hello.status());
   EXPECT_EQ(*hello, 2u) << "the hello acknowledged messages that are not durable";
-  EXPECT_EQ(acked, 1u) << "an ack for messages that are not durable";
+  EXPECT_EQ(master.acked(), 1u) << "an ack for messages that are not durable";
   EXPECT_THAT(testing::ReadFile(deployment_.log("SITE-A")), HasSubstr("storing messages 2..3"));
 
   // The lock goes: the next sync stores them, makes them durable, acknowledges them, and both
@@ -643,8 +644,8 @@ TEST_F(ReliabilityTest, AHelloAfterAFailedSyncAsksAgainForWhatIsNotDurable) {
   ASSERT_OK(lock->Exec("ROLLBACK"));
   ASSERT_TRUE(testing::WaitFor(
       [&] {
-        (void)next_from_replica(false, &acked);
-        return acked == 3;
+        (void)master.Next(/*want_hello=*/false);
+        return master.acked() == 3;
       },
       std::chrono::seconds(10)));
   ASSERT_TRUE(testing::WaitFor(
