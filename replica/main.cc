@@ -72,9 +72,10 @@ int main(int argc, char** argv) {
       "once. Their jobs do not wait for it")(
       "db-lock-timeout-ms", po::value(&db_lock_timeout_ms)->default_value(db_lock_timeout_ms),
       "how long a write of the replica waits for another connection's write lock on --db (a "
-      "worker's commit, an operator's transaction) before it fails and is tried again later, "
-      "milliseconds")("ready-file", po::value(&ready_file),
-                      "once bound, write the endpoints here (control=..., worker=...)");
+      "worker's commit, an operator's transaction) before it fails, milliseconds: a store of "
+      "received messages is tried again at the next sync, an operator's command answers with "
+      "the error")("ready-file", po::value(&ready_file),
+                   "once bound, write the endpoints here (control=..., worker=...)");
   std::vector<std::pair<std::string, std::string>> queue_settings;
   ferry::CommandLine line;
   line.program = "ferry-replica";

@@ -682,10 +682,13 @@ wire::Envelope Replica::OnJobCommand(const wire::JobCommand& command) {
   if (!retry) ++finished_counts_[queue]["Skipped"];
   Status stored = retry ? store_->MarkReleased(id) : store_->MarkSkipped(id, clock_->NowMicros());
   if (stored.ok()) stored = store_->Sync();
-  if (!stored.ok()) LogError(job + ": " + stored.message());
-  const std::string done =
-      retry ? job + " will run again" : job + " skipped: it will not be applied";
-  LogInfo(done + " (operator)");
+  std::string done = retry ? job + " will run again" : job + " skipped: it will not be applied";
+  if (!stored.ok()) {
+    done += " (not kept across a restart: " + stored.message() + ")";
+    LogError(done + " (operator)");
+  } else {
+    LogInfo(done + " (operator)");
+  }
   reply.mutable_command_reply()->set_message(done);
   Dispatch();
   return reply;

@@ -42,8 +42,9 @@ struct ReplicaOptions {
   // docs/benchmarks.md).
   std::chrono::milliseconds sync_interval{10};
   // How long a write of the replica's waits for another connection's write lock on its
-  // database (a worker's commit, an operator's transaction) before it fails; a failed store is
-  // tried again later and acknowledges nothing meanwhile.
+  // database (a worker's commit, an operator's transaction) before it fails. A failed store of
+  // received messages is tried again at the next sync and acknowledges nothing meanwhile; an
+  // operator's command answers with the error.
   std::chrono::milliseconds db_lock_timeout{10000};
 };
 

@@ -359,8 +359,9 @@ TEST_F(QueuesTest, DependencyModeRunsIndependentJobsAtTheSameTime) {
 }
 
 TEST_F(QueuesTest, StrictFailureHoldsTheQueueUntilRetriedOrSkipped) {
-  ASSERT_OK(deployment_.StartReplica(kSite, {"--queue", "REPLICATION.retry-attempts=2", "--queue",
-                                             "REPLICATION.retry-delay-ms=50"}));
+  ASSERT_OK(deployment_.StartReplica(
+      kSite, {"--queue", "REPLICATION.retry-attempts=2", "--queue", "REPLICATION.retry-delay-ms=50",
+              "--db-lock-timeout-ms", "200"}));
   SubmitCompanyAndSite();
   // Someone removes the customer at the site by hand: the next update of it cannot apply.
   auto modify = UpdateACustomerRemovedAtTheSite();
@@ -418,6 +419,25 @@ TEST_F(QueuesTest, StrictFailureHoldsTheQueueUntilRetriedOrSkipped) {
   const uint64_t doomed_job = JobAt(doomed->published(0).sequence());
   EXPECT_FALSE(JobCommand(wire::JobCommand::SKIP, JobAt(after->published(0).sequence())).ok())
       << "only a job in Error can be skipped";
+  // A retry whose record cannot be stored (another connection holds the database's write
+  // lock) says so: it holds for this session only. The job fails again, and is skipped below.
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        auto why = JobCommand(wire::JobCommand::WHY, doomed_job);
+        return why.ok() &&
+               why->job_why().summary().find("last allowed attempt") != std::string::npos;
+      },
+      std::chrono::seconds(10)));
+  {
+    auto lock = sqlite::Db::Open(deployment_.db(kSite), {.create = false});
+    ASSERT_OK(lock.status());
+    ASSERT_OK(lock->Exec("BEGIN IMMEDIATE"));
+    auto unkept = JobCommand(wire::JobCommand::RETRY, doomed_job);
+    ASSERT_OK(unkept.status());
+    EXPECT_THAT(unkept->command_reply().message(),
+                HasSubstr("will run again (not kept across a restart: "));
+    ASSERT_OK(lock->Exec("ROLLBACK"));
+  }
   ASSERT_TRUE(testing::WaitFor([&] { return JobCommand(wire::JobCommand::SKIP, doomed_job).ok(); },
                                std::chrono::seconds(10)));
   ASSERT_TRUE(deployment_.WaitUntilApplied(std::chrono::seconds(30)));
