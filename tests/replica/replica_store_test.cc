@@ -449,6 +449,45 @@ TEST_F(ReplicaStoreTest, OnlyUnfinishedJobsAreIndexedByState) {
   EXPECT_EQ(unfinished->size(), 1u);
 }
 
+TEST_F(ReplicaStoreTest, AttemptsAreOneBTreeWithoutAnIndexBeside) {
+  EXPECT_THAT(Query("SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'ferry_job_attempts' "
+                    "AND type = 'index'"),
+              ElementsAre("0"));
+  std::vector<Job> jobs = StoreConfigurationAnd({NewCompany("C1")});
+  ASSERT_OK(Apply(configuration_job_.id));
+  ASSERT_OK(Apply(jobs[0].id));
+  EXPECT_THAT(Query("SELECT job_id || '|' || attempt || '|' || outcome FROM ferry_job_attempts "
+                    "ORDER BY job_id"),
+              ElementsAre(std::to_string(configuration_job_.id) + "|1|Ready",
+                          std::to_string(jobs[0].id) + "|1|Ready"));
+}
+
+TEST_F(ReplicaStoreTest, ADatabaseWithAttemptsInARowidTableRecordsThemTheSame) {
+  store_.reset();
+  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_ + suffix);
+  {
+    auto db = sqlite::Db::Open(path_, {});
+    ASSERT_OK(db.status());
+    ASSERT_OK(db->Exec(
+        "CREATE TABLE ferry_job_attempts (job_id INTEGER NOT NULL, attempt INTEGER NOT NULL, "
+        "session TEXT NOT NULL, pid INTEGER NOT NULL, started_at_us INTEGER NOT NULL, "
+        "finished_at_us INTEGER NOT NULL, outcome TEXT NOT NULL, error TEXT, "
+        "PRIMARY KEY (job_id, attempt))"));
+  }
+  Reopen();
+  EXPECT_THAT(Query("SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'ferry_job_attempts' "
+                    "AND type = 'index'"),
+              ElementsAre("1"))
+      << "the rowid table, with its key's index, as a database from before has it";
+  std::vector<Job> jobs = StoreConfigurationAnd({NewCompany("C1")});
+  ASSERT_OK(Apply(configuration_job_.id));
+  ASSERT_OK(Apply(jobs[0].id));
+  EXPECT_THAT(Query("SELECT job_id || '|' || attempt || '|' || outcome FROM ferry_job_attempts "
+                    "ORDER BY job_id"),
+              ElementsAre(std::to_string(configuration_job_.id) + "|1|Ready",
+                          std::to_string(jobs[0].id) + "|1|Ready"));
+}
+
 TEST_F(ReplicaStoreTest, NonContiguousBatchIsRejectedAndStoresNothing) {
   std::vector<Job> configuration = Store({Configuration(1)});
   ASSERT_EQ(configuration.size(), 1u);
