@@ -171,6 +171,17 @@ class QueuesTest : public ::testing::Test {
     return deployment_.Control(kSite, request);
   }
 
+  // Whether `job_id` failed its last allowed attempt and is held, within 10 s.
+  bool WaitUntilHeld(uint64_t job_id) {
+    return testing::WaitFor(
+        [&] {
+          auto why = JobCommand(wire::JobCommand::WHY, job_id);
+          return why.ok() &&
+                 why->job_why().summary().find("last allowed attempt") != std::string::npos;
+        },
+        std::chrono::seconds(10));
+  }
+
   StatusOr<wire::Envelope> QueueCommand(wire::QueueCommand::Action action, uint32_t processes = 0) {
     wire::Envelope request;
     request.mutable_queue_command()->set_queue("REPLICATION");
@@ -372,13 +383,7 @@ TEST_F(QueuesTest, StrictFailureHoldsTheQueueUntilRetriedOrSkipped) {
 
   const uint64_t failed_job = JobAt(modify->published(0).sequence());
   // Two attempts, then held; the unrelated job behind it waits (strict order).
-  ASSERT_TRUE(testing::WaitFor(
-      [&] {
-        auto why = JobCommand(wire::JobCommand::WHY, failed_job);
-        return why.ok() &&
-               why->job_why().summary().find("last allowed attempt") != std::string::npos;
-      },
-      std::chrono::seconds(10)));
+  ASSERT_TRUE(WaitUntilHeld(failed_job));
   auto errors = Jobs("Error");
   ASSERT_EQ(errors.jobs_size(), 1);
   EXPECT_EQ(errors.jobs(0).job_id(), failed_job);
@@ -421,13 +426,7 @@ TEST_F(QueuesTest, StrictFailureHoldsTheQueueUntilRetriedOrSkipped) {
       << "only a job in Error can be skipped";
   // A retry whose record cannot be stored (another connection holds the database's write
   // lock) says so: it holds for this session only. The job fails again, and is skipped below.
-  ASSERT_TRUE(testing::WaitFor(
-      [&] {
-        auto why = JobCommand(wire::JobCommand::WHY, doomed_job);
-        return why.ok() &&
-               why->job_why().summary().find("last allowed attempt") != std::string::npos;
-      },
-      std::chrono::seconds(10)));
+  ASSERT_TRUE(WaitUntilHeld(doomed_job));
   {
     auto lock = sqlite::Db::Open(deployment_.db(kSite), {.create = false});
     ASSERT_OK(lock.status());

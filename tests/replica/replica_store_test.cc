@@ -449,20 +449,26 @@ TEST_F(ReplicaStoreTest, OnlyUnfinishedJobsAreIndexedByState) {
   EXPECT_EQ(unfinished->size(), 1u);
 }
 
-TEST_F(ReplicaStoreTest, AttemptsAreOneBTreeWithoutAnIndexBeside) {
-  EXPECT_THAT(Query("SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'ferry_job_attempts' "
-                    "AND type = 'index'"),
-              ElementsAre("0"));
-  std::vector<Job> jobs = StoreConfigurationAnd({NewCompany("C1")});
-  ASSERT_OK(Apply(configuration_job_.id));
-  ASSERT_OK(Apply(jobs[0].id));
-  EXPECT_THAT(Query("SELECT job_id || '|' || attempt || '|' || outcome FROM ferry_job_attempts "
-                    "ORDER BY job_id"),
-              ElementsAre(std::to_string(configuration_job_.id) + "|1|Ready",
-                          std::to_string(jobs[0].id) + "|1|Ready"));
-}
+TEST_F(ReplicaStoreTest, AttemptsAreOneBTreeAndARowidTableFromBeforeWorksTheSame) {
+  auto indexes = [&] {
+    return Query(
+        "SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'ferry_job_attempts' AND "
+        "type = 'index'");
+  };
+  // Applies the configuration and one company: one Ready attempt each is recorded.
+  auto expect_attempts_recorded = [&] {
+    std::vector<Job> jobs = StoreConfigurationAnd({NewCompany("C1")});
+    ASSERT_OK(Apply(configuration_job_.id));
+    ASSERT_OK(Apply(jobs[0].id));
+    EXPECT_THAT(Query("SELECT job_id || '|' || attempt || '|' || outcome FROM "
+                      "ferry_job_attempts ORDER BY job_id"),
+                ElementsAre(std::to_string(configuration_job_.id) + "|1|Ready",
+                            std::to_string(jobs[0].id) + "|1|Ready"));
+  };
+  EXPECT_THAT(indexes(), ElementsAre("0")) << "the key kept in an index beside the table";
+  expect_attempts_recorded();
 
-TEST_F(ReplicaStoreTest, ADatabaseWithAttemptsInARowidTableRecordsThemTheSame) {
+  // A database from before has a rowid table, with its key's index.
   store_.reset();
   for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_ + suffix);
   {
@@ -475,17 +481,8 @@ TEST_F(ReplicaStoreTest, ADatabaseWithAttemptsInARowidTableRecordsThemTheSame) {
         "PRIMARY KEY (job_id, attempt))"));
   }
   Reopen();
-  EXPECT_THAT(Query("SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'ferry_job_attempts' "
-                    "AND type = 'index'"),
-              ElementsAre("1"))
-      << "the rowid table, with its key's index, as a database from before has it";
-  std::vector<Job> jobs = StoreConfigurationAnd({NewCompany("C1")});
-  ASSERT_OK(Apply(configuration_job_.id));
-  ASSERT_OK(Apply(jobs[0].id));
-  EXPECT_THAT(Query("SELECT job_id || '|' || attempt || '|' || outcome FROM ferry_job_attempts "
-                    "ORDER BY job_id"),
-              ElementsAre(std::to_string(configuration_job_.id) + "|1|Ready",
-                          std::to_string(jobs[0].id) + "|1|Ready"));
+  EXPECT_THAT(indexes(), ElementsAre("1"));
+  expect_attempts_recorded();
 }
 
 TEST_F(ReplicaStoreTest, NonContiguousBatchIsRejectedAndStoresNothing) {
