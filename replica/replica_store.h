@@ -120,7 +120,8 @@ class ReplicaStore {
     int64_t started_at_us = 0;  // when the worker took the job
     // The message's bytes when the node handed it over before storing it: the worker stores
     // it, and posts its job on `queue`, in the batch's transaction (as StoreMessages would,
-    // and leaving what is stored already as it is). Empty when the job is stored.
+    // but already Ready when the batch applies whole; what is stored already stays as it
+    // is). Empty when the job is stored.
     std::string_view message;
     std::string queue;
     int64_t received_at_us = 0;

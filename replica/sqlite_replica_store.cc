@@ -416,13 +416,18 @@ class SqliteReplicaStore final : public ReplicaStore {
   // REQUIRES: in a transaction.
   Status ApplyWhole(const std::vector<Attempt>& attempts, const Clock& clock) {
     configuration_checked_ = false;  // another worker may have installed a newer one
-    FERRY_RETURN_IF_ERROR(StoreHandedOver(attempts));
+    // A job first stored here is posted Ready at once: the batch commits only if every job
+    // applies, so it never commits another state, and the job never enters the index of
+    // unfinished jobs (a page less for the commit to write).
+    std::set<uint64_t> posted_ready;
+    FERRY_RETURN_IF_ERROR(StoreHandedOver(attempts, &posted_ready));
     std::vector<uint64_t> ready;
     for (size_t i = 0; i < attempts.size(); ++i) {
       Attempt attempt = attempts[i];
       if (i > 0) attempt.started_at_us = clock.NowMicros();  // its own start
       bool job_exists = false, applied_now = false;
-      FERRY_RETURN_IF_ERROR(ApplyOne(attempt, clock, &job_exists, &applied_now));
+      FERRY_RETURN_IF_ERROR(ApplyOne(attempt, clock, &job_exists, &applied_now,
+                                     posted_ready.count(attempt.job_id) > 0));
       if (applied_now) ready.push_back(attempt.job_id);
     }
     return StampCommitTime(ready, clock.NowMicros());
@@ -443,7 +448,7 @@ class SqliteReplicaStore final : public ReplicaStore {
       if (!s->ok()) return {s->status()};
     }
     // Every job's message, with the batch, whatever becomes of the job.
-    if (Status stored = StoreHandedOver(attempts); !stored.ok()) return {stored};
+    if (Status stored = StoreHandedOver(attempts, nullptr); !stored.ok()) return {stored};
     for (Attempt attempt : attempts) {
       if (!results.empty()) attempt.started_at_us = clock.NowMicros();  // its own start
       Status opened = (*savepoint)->Run();
@@ -522,9 +527,11 @@ class SqliteReplicaStore final : public ReplicaStore {
   }
 
   // Applies one job and marks it Ready (`*applied_now`), finds it finished already (an
-  // AlreadyReady attempt; the job row is left as it was), or reports why not.
+  // AlreadyReady attempt; the job row is left as it was), or reports why not. A job this
+  // transaction posted Ready (`posted_ready`, see ApplyWhole) is applied.
   // REQUIRES: in a transaction (the caller rolls back what a failure leaves).
-  Status ApplyOne(const Attempt& attempt, const Clock& clock, bool* job_exists, bool* applied_now) {
+  Status ApplyOne(const Attempt& attempt, const Clock& clock, bool* job_exists, bool* applied_now,
+                  bool posted_ready = false) {
     auto read = Cached(
         "SELECT j.state, j.sequence, i.message FROM ferry_jobs j "
         "JOIN ferry_inbox i ON i.sequence = j.sequence WHERE j.job_id=?");
@@ -549,7 +556,8 @@ class SqliteReplicaStore final : public ReplicaStore {
     std::string_view bytes = s.ColumnBlob(2);
     const bool parsed = message.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
     s.Reset();
-    if (state == JobStateName(JobState::kReady) || state == JobStateName(JobState::kSkipped)) {
+    if (!posted_ready &&
+        (state == JobStateName(JobState::kReady) || state == JobStateName(JobState::kSkipped))) {
       // Applied (or set aside) before, e.g. by a worker that died before it could report.
       return RecordAttempt(attempt, "AlreadyReady", "", clock.NowMicros());
     }
@@ -698,10 +706,12 @@ class SqliteReplicaStore final : public ReplicaStore {
     return (*save)->Bind(1, key).Bind(2, std::to_string(value)).Run();
   }
 
-  // Stores a message in the inbox and posts its job, unless it is stored already (by the
-  // node, or by a worker it was handed to).
+  // Stores a message in the inbox and posts its job in `state`, unless it is stored already
+  // (by the node, or by a worker it was handed to); `*posted`, if given, says whether the job
+  // was posted now.
   Status InsertMessage(const wire::ReplicationMessageHeader& header, std::string_view bytes,
-                       const std::string& queue, int64_t now_us) {
+                       const std::string& queue, int64_t now_us, JobState state = JobState::kPosted,
+                       bool* posted = nullptr) {
     auto insert_inbox = Cached(
         "INSERT INTO ferry_inbox (sequence, message_class, transaction_id, commit_time_us, "
         "received_at_us, message) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING");
@@ -716,19 +726,23 @@ class SqliteReplicaStore final : public ReplicaStore {
                               .Run());
     auto insert_job = Cached(
         "INSERT INTO ferry_jobs (job_id, sequence, queue, message_class, state, posted_at_us) "
-        "VALUES (?1, ?1, ?2, ?3, 'Posted', ?4) ON CONFLICT DO NOTHING");
+        "VALUES (?1, ?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING");
     if (!insert_job.ok()) return insert_job.status();
-    return (*insert_job)
-        ->Bind(1, static_cast<int64_t>(header.sequence()))
-        .Bind(2, queue)
-        .Bind(3, static_cast<int64_t>(header.message_class()))
-        .Bind(4, now_us)
-        .Run();
+    FERRY_RETURN_IF_ERROR((*insert_job)
+                              ->Bind(1, static_cast<int64_t>(header.sequence()))
+                              .Bind(2, queue)
+                              .Bind(3, static_cast<int64_t>(header.message_class()))
+                              .Bind(4, JobStateName(state))
+                              .Bind(5, now_us)
+                              .Run());
+    if (posted) *posted = sqlite3_changes(db_.handle()) > 0;
+    return Status::Ok();
   }
 
-  // Stores the messages handed over with `attempts` (Attempt::message). REQUIRES: in a
-  // transaction.
-  Status StoreHandedOver(const std::vector<Attempt>& attempts) {
+  // Stores the messages handed over with `attempts` (Attempt::message). With `posted_ready`,
+  // a job not stored yet is posted Ready and its id goes there; without, it is posted as the
+  // node posts it. REQUIRES: in a transaction.
+  Status StoreHandedOver(const std::vector<Attempt>& attempts, std::set<uint64_t>* posted_ready) {
     for (const Attempt& attempt : attempts) {
       if (attempt.message.empty()) continue;
       wire::ReplicationMessageHeader header;
@@ -742,8 +756,11 @@ class SqliteReplicaStore final : public ReplicaStore {
                                 " was handed over with the message of sequence " +
                                 std::to_string(header.sequence()));
       }
+      bool posted = false;
       FERRY_RETURN_IF_ERROR(
-          InsertMessage(header, attempt.message, attempt.queue, attempt.received_at_us));
+          InsertMessage(header, attempt.message, attempt.queue, attempt.received_at_us,
+                        posted_ready ? JobState::kReady : JobState::kPosted, &posted));
+      if (posted && posted_ready) posted_ready->insert(attempt.job_id);
     }
     return Status::Ok();
   }

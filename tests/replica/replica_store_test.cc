@@ -10,11 +10,14 @@
 #include <google/protobuf/util/message_differencer.h>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <list>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -1462,6 +1465,34 @@ class HandedOverTest : public ReplicaStoreTest {
     return worker_->ApplyJobs(attempts, testing::FixedClock(kNowUs));
   }
 
+  // The pages of the frames written to the WAL from byte `from` on (a frame boundary).
+  std::set<uint32_t> WalPagesFrom(uint64_t from) {
+    std::ifstream in(path_ + "-wal", std::ios::binary);
+    std::stringstream read;
+    read << in.rdbuf();
+    const std::string wal = read.str();
+    auto be32 = [&](size_t at) {
+      return uint32_t{static_cast<unsigned char>(wal[at])} << 24 |
+             uint32_t{static_cast<unsigned char>(wal[at + 1])} << 16 |
+             uint32_t{static_cast<unsigned char>(wal[at + 2])} << 8 |
+             uint32_t{static_cast<unsigned char>(wal[at + 3])};
+    };
+    std::set<uint32_t> pages;
+    if (wal.size() < 32) return pages;
+    const size_t frame = 24 + be32(8);  // a frame header, then the page (header: page size)
+    for (size_t at = from; at + frame <= wal.size(); at += frame) pages.insert(be32(at));
+    return pages;
+  }
+
+  // The pages of the table or index `name` (SQLite's dbstat table).
+  std::set<uint32_t> PagesOf(const std::string& name) {
+    std::set<uint32_t> pages;
+    for (const std::string& page : Query("SELECT pageno FROM dbstat WHERE name = '" + name + "'")) {
+      pages.insert(static_cast<uint32_t>(std::stoul(page)));
+    }
+    return pages;
+  }
+
   std::unique_ptr<ReplicaStore> worker_;
   std::list<std::string> bytes_;  // what the attempts' messages point into
 };
@@ -1490,6 +1521,23 @@ TEST_F(HandedOverTest, TheWorkerStoresTheMessageAndItsJobWithTheBatch) {
   EXPECT_THAT(Query("SELECT state FROM ferry_jobs WHERE sequence > 1"),
               ElementsAre("Ready", "Ready"));
   EXPECT_THAT(Query("SELECT COUNT(*) FROM ferry_job_attempts WHERE job_id > 1"), ElementsAre("2"));
+}
+
+// A job handed over with its message, in a batch that applies whole, is posted Ready at
+// once: its commit writes no page of the index of unfinished jobs.
+TEST_F(HandedOverTest, AJobAppliedWholeIsPostedReadyAndWritesNoPageOfTheUnfinishedIndex) {
+  const uint64_t before = std::filesystem::file_size(path_ + "-wal");
+  std::vector<Status> results = WorkerApplies({HandedOver(Changes(2, {NewCompany("C1")}))});
+  ASSERT_EQ(results.size(), 1u);
+  ASSERT_OK(results[0]);
+  const std::set<uint32_t> written = WalPagesFrom(before);
+  const std::set<uint32_t> jobs = PagesOf("ferry_jobs");
+  ASSERT_FALSE(jobs.empty());
+  EXPECT_TRUE(written.count(*jobs.begin())) << "the commit wrote the job: frames read wrongly";
+  const std::set<uint32_t> unfinished = PagesOf("ferry_jobs_unfinished");
+  ASSERT_FALSE(unfinished.empty());
+  for (uint32_t page : unfinished) EXPECT_EQ(written.count(page), 0u) << "page " << page;
+  EXPECT_THAT(Outcomes(Record(2)), ElementsAre("Ready"));
 }
 
 // The node stored the message first (its sync came before the batch): the worker applies
