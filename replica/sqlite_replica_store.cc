@@ -528,36 +528,45 @@ class SqliteReplicaStore final : public ReplicaStore {
 
   // Applies one job and marks it Ready (`*applied_now`), finds it finished already (an
   // AlreadyReady attempt; the job row is left as it was), or reports why not. A job this
-  // transaction posted Ready (`posted_ready`, see ApplyWhole) is applied.
+  // transaction posted Ready (`posted_ready`, see ApplyWhole) is applied from the bytes handed
+  // over with it, which is what it stored: nothing is read back.
   // REQUIRES: in a transaction (the caller rolls back what a failure leaves).
   Status ApplyOne(const Attempt& attempt, const Clock& clock, bool* job_exists, bool* applied_now,
                   bool posted_ready = false) {
-    auto read = Cached(
-        "SELECT j.state, j.sequence, i.message FROM ferry_jobs j "
-        "JOIN ferry_inbox i ON i.sequence = j.sequence WHERE j.job_id=?");
-    if (!read.ok()) return read.status();
-    sqlite::Statement& s = **read;
-    s.Bind(1, static_cast<int64_t>(attempt.job_id));
-    auto step = s.Step();
-    if (!step.ok()) return step.status();
-    if (*step == sqlite::Statement::StepResult::kDone) {
-      s.Reset();
-      return Status::NotFound("job " + std::to_string(attempt.job_id) + " does not exist");
+    std::string_view bytes = attempt.message;
+    uint64_t sequence = attempt.job_id;
+    bool finished = false;
+    sqlite::Statement* stored = nullptr;  // the job's row and message, read unless posted here
+    if (!posted_ready) {
+      auto read = Cached(
+          "SELECT j.state, j.sequence, i.message FROM ferry_jobs j "
+          "JOIN ferry_inbox i ON i.sequence = j.sequence WHERE j.job_id=?");
+      if (!read.ok()) return read.status();
+      stored = *read;
+      stored->Bind(1, static_cast<int64_t>(attempt.job_id));
+      auto step = stored->Step();
+      if (!step.ok()) return step.status();
+      if (*step == sqlite::Statement::StepResult::kDone) {
+        stored->Reset();
+        return Status::NotFound("job " + std::to_string(attempt.job_id) + " does not exist");
+      }
+      const std::string state = stored->ColumnText(0);
+      finished =
+          state == JobStateName(JobState::kReady) || state == JobStateName(JobState::kSkipped);
+      sequence = static_cast<uint64_t>(stored->ColumnInt(1));
+      bytes = stored->ColumnBlob(2);
     }
     *job_exists = true;
-    const std::string state = s.ColumnText(0);
-    const std::string job_name = "job " + std::to_string(attempt.job_id) + " (sequence " +
-                                 std::to_string(s.ColumnInt(1)) + ")";
+    const std::string job_name =
+        "job " + std::to_string(attempt.job_id) + " (sequence " + std::to_string(sequence) + ")";
     // Parsed on an arena whose first block is on the stack: a workload message is a few dozen
     // small allocations (map entries, strings), which then cost nothing to make or free.
     alignas(8) char block[16384];
     google::protobuf::Arena arena(block, sizeof(block));
     auto& message = *google::protobuf::Arena::CreateMessage<wire::ReplicationMessage>(&arena);
-    std::string_view bytes = s.ColumnBlob(2);
     const bool parsed = message.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
-    s.Reset();
-    if (!posted_ready &&
-        (state == JobStateName(JobState::kReady) || state == JobStateName(JobState::kSkipped))) {
+    if (stored) stored->Reset();  // `bytes` pointed into its row
+    if (finished) {
       // Applied (or set aside) before, e.g. by a worker that died before it could report.
       return RecordAttempt(attempt, "AlreadyReady", "", clock.NowMicros());
     }
