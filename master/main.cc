@@ -2,6 +2,7 @@
 #include <boost/program_options.hpp>
 
 #include "common/command_line.h"
+#include "common/cpus.h"
 #include "common/log.h"
 #include "common/node_main.h"
 #include "master/master.h"
@@ -11,7 +12,7 @@ namespace po = boost::program_options;
 int main(int argc, char** argv) {
   ferry::SetLogProgram("ferry-master");
   ferry::MasterOptions options;
-  std::string catalog_path, ini_path, ready_file;
+  std::string catalog_path, ini_path, ready_file, cpus;
   int heartbeat_ms = static_cast<int>(options.heartbeat_interval.count());
   po::options_description described(
       "ferry-master: the master site of a Ferry deployment.\n"
@@ -35,7 +36,10 @@ int main(int argc, char** argv) {
       "outbox-quota", po::value(&options.outbox_quota)->default_value(options.outbox_quota),
       "unacknowledged messages kept per replica site; past it the oldest are dropped and the "
       "site gets a snapshot")("ready-file", po::value(&ready_file),
-                              "once bound, write the endpoints here (submit=..., stream=...)");
+                              "once bound, write the endpoints here (submit=..., stream=...)")(
+      "cpus", po::value(&cpus),
+      "run only on these CPUs (a Linux CPU list: 0, 0-3, 0,2-3), every thread of the master; "
+      "default: any it may use. See docs/benchmarks.md, \"Placement\"");
   ferry::CommandLine line;
   line.program = "ferry-master";
   line.config_option = "config";
@@ -44,6 +48,12 @@ int main(int argc, char** argv) {
       throw po::error("--heartbeat-ms, --stream-window and --outbox-quota must be positive");
     }
     options.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
+    // Here, before the ZeroMQ context and the commit log start their threads, which inherit it.
+    if (!cpus.empty()) {
+      if (auto placed = ferry::RunOnlyOnCpus(cpus); !placed.ok()) {
+        throw po::error("--cpus: " + placed.message());
+      }
+    }
   };
   po::variables_map vm;
   if (auto exit_code = ferry::ParseCommandLine(line, argc, argv, described, &vm)) return *exit_code;

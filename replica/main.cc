@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "common/command_line.h"
+#include "common/cpus.h"
 #include "common/log.h"
 #include "common/node_main.h"
 #include "replica/replica.h"
@@ -33,7 +34,7 @@ every class without a route. 'ferryctl queue set-processes' overrides processes 
 int main(int argc, char** argv) {
   ferry::ReplicaOptions options;
   options.worker_program = ferry::BesideThisExecutable("ferry-worker");
-  std::string ready_file;
+  std::string ready_file, cpus;
   int master_timeout_ms = static_cast<int>(options.master_timeout.count());
   int64_t retention_s = options.job_retention.count();
   int sync_interval_ms = static_cast<int>(options.sync_interval.count());
@@ -75,7 +76,10 @@ int main(int argc, char** argv) {
       "worker's commit, an operator's transaction) before it fails, milliseconds: a store of "
       "received messages is tried again at the next sync, an operator's command answers with "
       "the error")("ready-file", po::value(&ready_file),
-                   "once bound, write the endpoints here (control=..., worker=...)");
+                   "once bound, write the endpoints here (control=..., worker=...)")(
+      "cpus", po::value(&cpus),
+      "run only on these CPUs (a Linux CPU list: 0, 0-3, 0,2-3), the replica and the workers it "
+      "starts; default: any it may use. See docs/benchmarks.md, \"Placement\"");
   std::vector<std::pair<std::string, std::string>> queue_settings;
   ferry::CommandLine line;
   line.program = "ferry-replica";
@@ -105,6 +109,12 @@ int main(int argc, char** argv) {
     options.job_retention = std::chrono::seconds(retention_s);
     options.sync_interval = std::chrono::milliseconds(sync_interval_ms);
     options.db_lock_timeout = std::chrono::milliseconds(db_lock_timeout_ms);
+    // Here, before the ZeroMQ context starts its thread; threads and workers inherit it.
+    if (!cpus.empty()) {
+      if (auto placed = ferry::RunOnlyOnCpus(cpus); !placed.ok()) {
+        throw po::error("--cpus: " + placed.message());
+      }
+    }
   };
   po::variables_map vm;
   if (auto exit_code = ferry::ParseCommandLine(line, argc, argv, described, &vm)) return *exit_code;
