@@ -54,6 +54,7 @@ Status LocalDeployment::StartMaster(const std::vector<std::string>& extra_args,
                                    "200",
                                    "--ready-file",
                                    File("master.ready")};
+  if (!master_cpus_.empty()) argv.insert(argv.end(), {"--cpus", master_cpus_});
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   auto master = ChildProcess::Start(argv, File("master.log"));
   if (!master.ok()) return master.status();
@@ -97,6 +98,7 @@ Status LocalDeployment::StartReplica(const std::string& site,
                                    ready_file,
                                    "--worker-log",
                                    File(site + ".workers.log")};
+  if (!replica_cpus_.empty()) argv.insert(argv.end(), {"--cpus", replica_cpus_});
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   auto replica = ChildProcess::Start(argv, log(site));
   if (!replica.ok()) return replica.status();
@@ -180,6 +182,21 @@ double PeakResidentMb(int pid, const std::string& name) {
   return 0.0;
 }
 
+std::string CpusAllowed(int pid, const std::string& name) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  bool same_process = false;
+  while (std::getline(status, line)) {
+    if (line.rfind("Name:", 0) == 0) same_process = line.find(name) != std::string::npos;
+    const std::string key = "Cpus_allowed_list:";
+    if (line.rfind(key, 0) == 0 && same_process) {
+      const size_t value = line.find_first_not_of(" \t", key.size());
+      return value == std::string::npos ? "" : line.substr(value);
+    }
+  }
+  return "";
+}
+
 std::optional<double> CpuSeconds(int pid, const std::string& name) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
   std::string stat;
@@ -235,6 +252,21 @@ std::map<std::string, double> LocalDeployment::PeakMemoryMb() {
   // A process on another machine (attached) has no /proc entry here: no figure, not 0 MB.
   std::erase_if(peaks, [](const auto& peak) { return peak.second <= 0; });
   return peaks;
+}
+
+std::map<std::string, std::string> LocalDeployment::CpusAllowed() {
+  std::map<std::string, std::set<std::string>> lists;
+  for (const Process& p : Processes()) {
+    const std::string cpus = ferry::CpusAllowed(p.pid, p.name);
+    if (!cpus.empty()) lists[p.name].insert(cpus);
+  }
+  std::map<std::string, std::string> allowed;
+  for (const auto& [name, distinct] : lists) {
+    for (const auto& cpus : distinct) {
+      allowed[name] += (allowed[name].empty() ? "" : " and ") + cpus;
+    }
+  }
+  return allowed;
 }
 
 std::map<std::string, double> LocalDeployment::CpuSeconds() {

@@ -18,6 +18,9 @@ namespace ferry {
 // The peak resident memory (VmHWM) in MB of process `pid`, if its name (/proc status) still
 // contains `name`; 0 otherwise (gone, on another machine, or a later process with that pid).
 double PeakResidentMb(int pid, const std::string& name);
+// The CPUs process `pid` may run on ("0-1", /proc status), if its name still contains `name`;
+// "" otherwise.
+std::string CpusAllowed(int pid, const std::string& name);
 // The CPU time in seconds (user and system, all threads; /proc stat) process `pid` has used,
 // if its name still contains `name`; nothing otherwise.
 std::optional<double> CpuSeconds(int pid, const std::string& name);
@@ -42,6 +45,13 @@ class LocalDeployment {
   void Attach(const std::string& submit_endpoint, const std::string& master_db,
               const std::string& site, const std::string& control_endpoint,
               const std::string& replica_db);
+
+  // The CPUs (--cpus lists) the master and the replicas started from now on run on; empty:
+  // any.
+  void PlaceOnCpus(std::string master_cpus, std::string replica_cpus) {
+    master_cpus_ = std::move(master_cpus);
+    replica_cpus_ = std::move(replica_cpus);
+  }
 
   // Starts the master; after a first start, on the same ports (so replicas and clients find
   // it again). `config` defaults to the deployed master configuration.
@@ -72,6 +82,9 @@ class LocalDeployment {
   // The CPU seconds used so far by the same processes, summed per kind: "ferry-master",
   // "ferry-replica", "ferry-worker". A process on another machine (attached) counts nothing.
   std::map<std::string, double> CpuSeconds();
+  // The CPUs each kind of process may run on, as /proc says ("0-1"); distinct lists of one
+  // kind are joined with " and ".
+  std::map<std::string, std::string> CpusAllowed();
 
   std::string File(const std::string& name) const { return dir_ + "/" + name; }
   std::string master_db() const {
@@ -98,6 +111,7 @@ class LocalDeployment {
   std::vector<Process> Processes();
 
   std::string bin_dir_, dir_, master_config_;
+  std::string master_cpus_, replica_cpus_;
   zmq::context_t context_;
   std::optional<ChildProcess> master_;
   std::map<std::string, ChildProcess> replicas_;  // by site

@@ -40,6 +40,10 @@ int main(int argc, char** argv) {
       "folder for the runs' databases and logs (emptied per run)")(
       "bin-dir", po::value(&options.bin_dir)->default_value(options.bin_dir),
       "folder of ferry-master, ferry-replica and ferry-worker")(
+      "placement", po::value(&options.placement)->default_value(options.placement),
+      "split: the master and the clients on the first half of the CPUs, the replica site and "
+      "its workers on the rest, like two sites on hosts of their own (needs two CPUs); shared: "
+      "every process on any CPU. See docs/benchmarks.md, \"Placement\"")(
       "master-config", po::value(&options.master_config)->default_value(options.master_config),
       "master configuration whose LU catalog is used (with --master: that deployment's own)")(
       "json", po::bool_switch(&json), "print the figures as JSON")(
@@ -71,6 +75,9 @@ int main(int argc, char** argv) {
       if (comma == std::string::npos) break;
       start = comma + 1;
     }
+    if (options.placement != "split" && options.placement != "shared") {
+      throw po::error("--placement is split or shared, not '" + options.placement + "'");
+    }
     const bool any_attached = !attached.master_endpoint.empty() || !attached.master_db.empty() ||
                               !attached.site.empty() || !attached.replica_endpoint.empty() ||
                               !attached.replica_db.empty();
@@ -85,6 +92,11 @@ int main(int argc, char** argv) {
       throw po::error(
           "against a running deployment, name one run with --runs: e2e-1, e2e-n or latency "
           "(each needs empty databases)");
+    }
+    if (!vm["placement"].defaulted()) {
+      throw po::error(
+          "--placement places the processes ferry-bench starts; a running deployment's are "
+          "placed by their own --cpus");
     }
     options.attached = attached;
   };

@@ -14,6 +14,7 @@
 #include "bench/local_deployment.h"
 #include "common/catalog.h"
 #include "common/clock.h"
+#include "common/cpus.h"
 #include "common/node_client.h"
 #include "common/site_rows.h"
 #include "common/sqlite.h"
@@ -72,7 +73,9 @@ class Run {
         dir_(options.work_dir + "/" + name),
         deployment_((std::filesystem::remove_all(dir_), std::filesystem::create_directories(dir_),
                      options.bin_dir),
-                    dir_, config) {}
+                    dir_, config) {
+    deployment_.PlaceOnCpus(result->master_cpus, result->replica_cpus);
+  }
 
   LocalDeployment& deployment() { return deployment_; }
 
@@ -137,6 +140,10 @@ class Run {
   // Row-by-row check of `site` and memory sample; records a run that does not converge.
   void Finish(const Catalog& catalog, const std::string& site = kSite) {
     RecordPeakMemory(name_, deployment_.PeakMemoryMb(), result_);
+    for (const auto& [process, cpus] : deployment_.CpusAllowed()) {
+      result_->cpus_seen[process] = cpus;
+    }
+    result_->cpus_seen["ferry-bench"] = FormatCpuList(AllowedCpus());
     auto comparisons =
         CompareSiteRows(catalog, deployment_.master_db(), deployment_.db(site), site);
     if (!comparisons.ok()) {
@@ -259,6 +266,24 @@ Status Latency(Run& run, const BenchOptions& options, const std::string& site,
   return Status::Ok();
 }
 
+// Placement "split" (BenchOptions::placement): sets result->master_cpus and replica_cpus and
+// restricts this process, the clients, to the master's. Before any thread starts: threads
+// inherit it. With fewer than two CPUs it notes why every process runs on any.
+Status PlaceSides(BenchResult* result) {
+  const std::vector<int> cpus = AllowedCpus();
+  if (cpus.size() < 2) {
+    result->notes.push_back("placement split needs two CPUs, and this process may run on " +
+                            FormatCpuList(cpus) + " only: every process ran on any CPU");
+    return Status::Ok();
+  }
+  const auto half = cpus.begin() + static_cast<std::ptrdiff_t>(cpus.size() / 2);
+  const std::string master_cpus = FormatCpuList({cpus.begin(), half});
+  FERRY_RETURN_IF_ERROR(RunOnlyOnCpus(master_cpus));
+  result->master_cpus = master_cpus;
+  result->replica_cpus = FormatCpuList({half, cpus.end()});
+  return Status::Ok();
+}
+
 // One run against a deployment that runs already.
 StatusOr<BenchResult> RunAttached(const BenchOptions& options) {
   const BenchOptions::Attached& target = *options.attached;
@@ -324,6 +349,7 @@ StatusOr<BenchResult> OrdersBench::Run() {
   auto catalog = Catalog::Load(*config);
   if (!catalog.ok()) return catalog.status();
   BenchResult result;
+  if (options_.placement == "split") FERRY_RETURN_IF_ERROR(PlaceSides(&result));
   auto wanted = [&](const std::string& run) {
     return std::find(options_.runs.begin(), options_.runs.end(), run) != options_.runs.end();
   };
@@ -366,6 +392,28 @@ StatusOr<BenchResult> OrdersBench::Run() {
   return result;
 }
 
+namespace {
+
+size_t CpuCount(const std::string& list) {
+  auto cpus = ParseCpuList(list);
+  return cpus.ok() ? cpus->size() : 0;
+}
+
+// "split: ..." or "shared: ...", and the CPUs /proc said each kind of process may run on.
+std::string Placement(const BenchResult& result) {
+  std::string text = result.master_cpus.empty()
+                         ? "shared: every process on any CPU"
+                         : "split: master and clients on CPUs " + result.master_cpus +
+                               ", the replica site on CPUs " + result.replica_cpus;
+  std::string seen;
+  for (const auto& [process, cpus] : result.cpus_seen) {
+    seen += (seen.empty() ? "" : ", ") + process.substr(process.find('-') + 1) + " " + cpus;
+  }
+  return seen.empty() ? text : text + " (seen: " + seen + ")";
+}
+
+}  // namespace
+
 std::string FormatTable(const BenchOptions& options, const BenchResult& result) {
   std::ostringstream out;
   char line[200];
@@ -395,6 +443,7 @@ std::string FormatTable(const BenchOptions& options, const BenchResult& result) 
                   p.p50_ms, p.p99_ms, p.max_ms, p.samples);
     return std::string(line);
   };
+  if (!options.attached) row("placement", Placement(result));
   const std::string clients =
       std::to_string(options.clients) + (options.clients == 1 ? " client" : " clients");
   row("end-to-end, 1 client", rate("e2e-1"));
@@ -413,14 +462,18 @@ std::string FormatTable(const BenchOptions& options, const BenchResult& result) 
   }
   // What the cores allow: with the CPU every process needs per transaction, no run on this
   // machine can go faster. The master's polling is left out: it yields to any other thread.
+  // Split, each side has its own CPUs: the master's side (the master and the clients) and the
+  // replica's side (the replica and its workers) each bound the rate.
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  const bool split = !result.master_cpus.empty();
   for (const auto& [run, processes] : result.cpu_us_per_tx) {
     const auto poll = result.master_poll_us_per_tx.find(run);
     const double polled = poll == result.master_poll_us_per_tx.end() ? 0.0 : poll->second;
-    double all = 0;
+    double all = 0, replica_side = 0;
     std::string each;
     for (const auto& [process, us] : processes) {
       all += us;
+      if (process == "ferry-replica" || process == "ferry-worker") replica_side += us;
       std::snprintf(line, sizeof(line), "%s%s %.0f", each.empty() ? "" : ", ",
                     process.substr(process.find('-') + 1).c_str(), us);
       each += line;
@@ -431,6 +484,19 @@ std::string FormatTable(const BenchOptions& options, const BenchResult& result) 
     }
     row(("CPU per transaction, " + run).c_str(), each + " us");
     const double needed = all - polled;
+    if (split) {
+      const double master_side = needed - replica_side;
+      const size_t master_cores = CpuCount(result.master_cpus);
+      const size_t replica_cores = CpuCount(result.replica_cpus);
+      const double bound = std::min(master_side > 0 ? master_cores * 1e6 / master_side : 0.0,
+                                    replica_side > 0 ? replica_cores * 1e6 / replica_side : 0.0);
+      std::snprintf(line, sizeof(line),
+                    "at most %.0f tx/s (a transaction needed %.0f us of CPUs %s, %.0f of CPUs %s)",
+                    bound, master_side, result.master_cpus.c_str(), replica_side,
+                    result.replica_cpus.c_str());
+      row(("  what each side's CPUs allow, " + run).c_str(), line);
+      continue;
+    }
     std::snprintf(line, sizeof(line), "at most %.0f tx/s (%.0f us needed a transaction)",
                   needed > 0 ? cores * 1e6 / needed : 0.0, needed);
     row(("  what " + std::to_string(cores) + " cores allow, " + run).c_str(), line);
@@ -483,7 +549,15 @@ std::string FormatJson(const BenchOptions& options, const BenchResult& result) {
     out << (first ? "" : ",") << "\"" << run << "\":" << us;
     first = false;
   }
-  out << "},\"converged\":" << (result.converged ? "true" : "false") << "}\n";
+  out << "},\"placement\":{\"mode\":\"" << (result.master_cpus.empty() ? "shared" : "split")
+      << "\",\"master_cpus\":\"" << result.master_cpus << "\",\"replica_cpus\":\""
+      << result.replica_cpus << "\",\"seen\":{";
+  first = true;
+  for (const auto& [process, cpus] : result.cpus_seen) {
+    out << (first ? "" : ",") << "\"" << process << "\":\"" << cpus << "\"";
+    first = false;
+  }
+  out << "}},\"converged\":" << (result.converged ? "true" : "false") << "}\n";
   return out.str();
 }
 

@@ -20,6 +20,12 @@ struct BenchOptions {
   std::string master_config;  // its catalog is used; its replica sites are replaced by BENCH
   std::string work_dir;       // databases and logs, one folder per run
   std::vector<std::string> runs = {"e2e-1", "e2e-n", "catch-up", "latency"};
+  // Where the processes of a deployment started here run. "split": the first half of the CPUs
+  // this process may use for the master and the clients (this process), the rest for the
+  // replica site and its workers, as if master and replica were sites on hosts of their own
+  // (each side's threads then wake each other on their own CPUs). "shared": any process on any
+  // CPU.
+  std::string placement = "split";
   // Set: a deployment that runs already, with empty databases, instead of one started here.
   // master_config is then that deployment's own; `site` one of its replica sites.
   struct Attached {
@@ -48,6 +54,10 @@ struct BenchResult {
   // run -> of the master's, the CPU microseconds per transaction it polled for its fsyncs,
   // yielding the CPU to any thread that wanted it (MasterStatus.sync_poll_cpu_us)
   std::map<std::string, double> master_poll_us_per_tx;
+  // The CPUs of each side with placement "split" (both empty: every process on any CPU), and
+  // what /proc said each kind of process (ferry-bench too) may run on during the runs.
+  std::string master_cpus, replica_cpus;
+  std::map<std::string, std::string> cpus_seen;
   bool converged = true;           // every run ended with equal rows
   std::vector<std::string> notes;  // what did not converge, and why; peaks over 50 MB, by run
 };

@@ -17,13 +17,14 @@ LATENCY_SECONDS=30
 SUB_SYNC=on
 SUB_FK=1
 TIMEOUT=1800
+PLACEMENT="split"
 
 usage() {
   cat <<EOF
 Usage: bench/postgres/run.sh [-T N] [--runs e2e-1,catch-up,latency] [--dir DIR] [--keep]
                              [--latency-rate R] [--latency-seconds S]
                              [--subscriber-synchronous-commit on|off] [--no-subscriber-fk]
-                             [--timeout SECONDS]
+                             [--timeout SECONDS] [--placement split|shared]
 
 Measures PostgreSQL 15's logical replication (a publication FOR ALL TABLES, one subscription)
 on the orders workload of shared/WORKLOAD.md, with the keys and values of common/workload.cc.
@@ -75,6 +76,10 @@ Options:
   --no-subscriber-fk       leave the subscriber's foreign keys unchecked by the apply worker
                            (PostgreSQL's default)
   --timeout SECONDS        give up when the subscriber has not converged (default 1800)
+  --placement split|shared split (default): the publisher cluster and pgbench on the first half
+                           of the CPUs this script may use, the subscriber cluster on the rest
+                           (taskset), as ferry-bench --placement split places the master and its
+                           clients and the replica site; shared: every process on any CPU
   -h, --help               this text
 
 Peak memory: VmHWM of every process of each cluster, sampled every 0.5 s from the timed part's
@@ -106,6 +111,7 @@ while (($#)); do
     --subscriber-synchronous-commit) SUB_SYNC=${2:?}; shift 2 ;;
     --no-subscriber-fk) SUB_FK=0; shift ;;
     --timeout) TIMEOUT=${2:?}; shift 2 ;;
+    --placement) PLACEMENT=${2:?}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
@@ -116,6 +122,7 @@ done
 [[ $LATENCY_SECONDS =~ ^[1-9][0-9]*$ ]] || die "--latency-seconds wants a positive integer"
 [[ $TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "--timeout wants a positive integer"
 [[ $SUB_SYNC == on || $SUB_SYNC == off ]] || die "--subscriber-synchronous-commit: on or off"
+[[ $PLACEMENT == split || $PLACEMENT == shared ]] || die "--placement: split or shared, not '$PLACEMENT'"
 IFS=, read -r -a runs <<<"$RUNS"
 ((${#runs[@]})) || die "--runs is empty"
 for r in "${runs[@]}"; do
@@ -127,7 +134,39 @@ for b in initdb pg_ctl postgres pgbench psql; do
 done
 "$PGBIN/postgres" --version | grep -q ' 15\.' ||
   die "$PGBIN/postgres is not PostgreSQL 15 ($("$PGBIN/postgres" --version)): install the postgresql-15 package"
-for tool in ss awk sort; do command -v "$tool" >/dev/null || die "needs $tool"; done
+for tool in ss awk sort taskset; do command -v "$tool" >/dev/null || die "needs $tool"; done
+
+# --- Placement -------------------------------------------------------------------------------
+# split: the publisher's side (its cluster, pgbench) on the first half of the CPUs this script
+# may use, the subscriber's on the rest; shared: both on all of them.
+all_cpus=$(taskset -pc $$ | sed 's/.*: *//')
+pub_cpus=$all_cpus sub_cpus=$all_cpus split=0
+if [[ $PLACEMENT == split ]]; then
+  allowed=()
+  IFS=, read -r -a parts <<<"$all_cpus"
+  for part in "${parts[@]}"; do
+    if [[ $part == *-* ]]; then
+      for ((c = ${part%-*}; c <= ${part#*-}; c++)); do allowed+=("$c"); done
+    else
+      allowed+=("$part")
+    fi
+  done
+  if ((${#allowed[@]} >= 2)); then
+    half=$((${#allowed[@]} / 2))
+    pub_cpus=$(IFS=,; echo "${allowed[*]:0:half}")
+    sub_cpus=$(IFS=,; echo "${allowed[*]:half}")
+    split=1
+  else
+    echo "bench/postgres/run.sh: --placement split needs two CPUs; every process runs on any" >&2
+  fi
+fi
+placement_text() {
+  if ((split)); then
+    echo "split: publisher and pgbench on CPUs $pub_cpus, subscriber on CPUs $sub_cpus"
+  else
+    echo "shared: every process on any CPU"
+  fi
+}
 
 # PostgreSQL refuses to run as root: then the clusters run as the postgres user.
 if (($(id -u) == 0)); then
@@ -219,9 +258,9 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 say() { echo "[$run] $*"; }
 
 # --- Clusters --------------------------------------------------------------------------------
-make_cluster() {  # name port extra-settings...
-  local name=$1 port=$2 d=$rundir/$1
-  shift 2
+make_cluster() {  # name port cpus extra-settings...
+  local name=$1 port=$2 cpus=$3 d=$rundir/$1
+  shift 3
   as_pg "$PGBIN/initdb" -D "$d" -U postgres --auth=trust -E UTF8 --locale=C >"$rundir/$name-initdb.log" 2>&1 ||
     { cat "$rundir/$name-initdb.log" >&2; die "initdb of the $name cluster failed"; }
   {
@@ -234,7 +273,7 @@ make_cluster() {  # name port extra-settings...
     for s in "$@"; do echo "$s"; done
   } | as_pg tee -a "$d/postgresql.conf" >/dev/null
   clusters+=("$d")
-  as_pg "$PGBIN/pg_ctl" -D "$d" -l "$d/server.log" -w -t 120 start >/dev/null ||
+  as_pg taskset -c "$cpus" "$PGBIN/pg_ctl" -D "$d" -l "$d/server.log" -w -t 120 start >/dev/null ||
     { tail -n 30 "$d/server.log" >&2; die "the $name cluster did not start"; }
 }
 
@@ -408,7 +447,7 @@ settings_printed=0
 pgbench_run() {  # log-file pgbench-args...
   local log=$1
   shift
-  run_waited "$PGBIN/pgbench" -h 127.0.0.1 -p "$pub_port" -U postgres -n -c 1 -j 1 -M prepared "$@" postgres \
+  run_waited taskset -c "$pub_cpus" "$PGBIN/pgbench" -h 127.0.0.1 -p "$pub_port" -U postgres -n -c 1 -j 1 -M prepared "$@" postgres \
     >"$log" 2>&1 || { cat "$log" >&2; die "$run: pgbench failed"; }
   grep -E '^(number of transactions actually processed|latency average|latency stddev|rate limit schedule lag|tps)' "$log" |
     sed "s/^/[$run]   pgbench: /"
@@ -434,10 +473,10 @@ one_run() {
   (($(id -u) == 0)) && chown postgres: "$rundir"
 
   say "clusters in $rundir: publisher on 127.0.0.1:$pub_port, subscriber on 127.0.0.1:$sub_port"
-  make_cluster pub "$pub_port" "wal_level = logical"
-  make_cluster sub "$sub_port"
+  make_cluster pub "$pub_port" "$pub_cpus" "wal_level = logical"
+  make_cluster sub "$sub_port" "$sub_cpus"
   if ((!settings_printed)); then
-    echo "$("$PGBIN/postgres" --version); $(nproc) cores"
+    echo "$("$PGBIN/postgres" --version); $(nproc) cores; placement $(placement_text)"
     echo "publisher:  $(pub -At -c "$settings_sql")"
     echo "subscriber: $(sub -At -c "$settings_sql")"
     settings_printed=1
@@ -588,7 +627,7 @@ echo "postgres-logical-replication: the orders workload (shared/WORKLOAD.md), T 
   "1 subscriber (PostgreSQL 15, publication FOR ALL TABLES) on 127.0.0.1; fsync on, synchronous_commit" \
   "on at both, the subscription's synchronous_commit $SUB_SYNC, subscriber foreign keys" \
   "$( ((SUB_FK)) && echo "checked by the apply worker" || echo "not checked by the apply worker")" \
-  "(see bench/postgres/run.sh --help); $(nproc) cores"
+  "(see bench/postgres/run.sh --help); $(nproc) cores; placement $(placement_text)"
 row "end-to-end, 1 client" "$(get e2e-1 " tx/s")"
 row "catch-up (subscription enabled after the load)" "$(get catch-up " tx/s")"
 row "publisher alone (1 client)" "$(get publisher-alone " tx/s")"

@@ -74,6 +74,32 @@ TEST(FormatTableTest, CpuPerTransactionAndWhatTheCoresAllow) {
               HasSubstr("\"cpu_us_per_tx\":{\"e2e-1\":{\"ferry-bench\":100,\"ferry-master\":700,"));
 }
 
+// Split, each side's CPUs bound the rate on their own: the master's side (master less its
+// polling, and the clients) and the replica's side (replica and workers).
+TEST(FormatTableTest, SplitSaysWhereEachProcessRanAndWhatEachSidesCpusAllow) {
+  BenchOptions options;
+  BenchResult result;
+  result.master_cpus = "0";
+  result.replica_cpus = "1-2";
+  result.cpus_seen = {{"ferry-bench", "0"}, {"ferry-master", "0"}, {"ferry-replica", "1-2"}};
+  result.cpu_us_per_tx["e2e-1"] = {
+      {"ferry-bench", 100}, {"ferry-master", 700}, {"ferry-replica", 500}, {"ferry-worker", 700}};
+  result.master_poll_us_per_tx["e2e-1"] = 300;
+  const std::string table = FormatTable(options, result);
+  EXPECT_THAT(table, HasSubstr("placement                                      split: master and "
+                               "clients on CPUs 0, the replica site on CPUs 1-2 (seen: bench 0, "
+                               "master 0, replica 1-2)"));
+  // 500 us on one CPU: 2,000 tx/s; 1,200 us on two: 1,667 tx/s.
+  EXPECT_THAT(table, HasSubstr("what each side's CPUs allow, e2e-1           at most 1667 tx/s (a "
+                               "transaction needed 500 us of CPUs 0, 1200 of CPUs 1-2)"));
+  EXPECT_THAT(FormatJson(options, result),
+              HasSubstr("\"placement\":{\"mode\":\"split\",\"master_cpus\":\"0\","
+                        "\"replica_cpus\":\"1-2\",\"seen\":{\"ferry-bench\":\"0\","));
+  result.master_cpus = result.replica_cpus = "";
+  result.cpus_seen.clear();
+  EXPECT_THAT(FormatTable(options, result), HasSubstr("shared: every process on any CPU\n"));
+}
+
 // A worker that exited during the run took its CPU time with it: its kind's total fell, and
 // it gets no figure rather than one that is too small or below zero.
 TEST(CpuMicrosPerTransactionTest, AKindWhoseTotalFellGetsNoFigure) {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <set>
@@ -14,6 +15,7 @@
 
 #include "common/catalog.h"
 #include "common/child_process.h"
+#include "common/cpus.h"
 #include "common/site_rows.h"
 #include "common/sqlite.h"
 #include "common/workload.h"
@@ -730,6 +732,93 @@ TEST_F(QueuesTest, FerryBenchMeasuresARunningDeployment) {
   std::tie(code, out) = run("--runs e2e-1,latency");
   EXPECT_EQ(code, 2);
   EXPECT_THAT(out, HasSubstr("name one run with --runs"));
+  std::tie(code, out) = run("--runs e2e-1 --placement shared");
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("--placement places the processes ferry-bench starts"));
+}
+
+// The CPUs each thread of process `pid` may run on (/proc/PID/task/*/status), one list a thread.
+std::vector<std::string> ThreadCpus(int pid) {
+  std::vector<std::string> lists;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+    std::ifstream status(task.path() / "status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("Cpus_allowed_list:", 0) == 0) {
+        lists.push_back(line.substr(line.find_first_not_of(" \t", 18)));
+      }
+    }
+  }
+  return lists;
+}
+
+// --cpus: every thread of the master (its poll loop, ZeroMQ's threads, the commit log's fsync
+// thread) runs only on the CPUs it is given, and so does every thread of the replica and of
+// the workers the replica starts. (With one CPU here both lists are that CPU.)
+TEST(ExecutablesTest, NodesAndTheWorkersTheyStartRunOnlyOnTheirCpus) {
+  const std::vector<int> cpus = AllowedCpus();
+  ASSERT_FALSE(cpus.empty());
+  const std::string first = std::to_string(cpus.front()), last = std::to_string(cpus.back());
+  TempDir dir;
+  Deployment deployment(dir);
+  deployment.PlaceOnCpus(first, last);
+  ASSERT_OK(deployment.StartMaster());
+  ASSERT_OK(deployment.StartReplica(kSite));
+  auto master = deployment.MasterStatus();
+  ASSERT_OK(master.status());
+  const std::vector<std::string> master_threads = ThreadCpus(master->pid());
+  EXPECT_GE(master_threads.size(), 4u);  // loop, ZeroMQ's I/O and reaper threads, fsync
+  for (const auto& list : master_threads) EXPECT_EQ(list, first);
+  StatusOr<wire::ReplicaStatus> replica = Status::Unavailable("not asked yet");
+  // The replica's workers, started at once, register when they have connected.
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        replica = deployment.ReplicaStatus(kSite);
+        return replica.ok() && replica->workers_size() == 2;
+      },
+      std::chrono::seconds(10)));
+  ASSERT_OK(replica.status());
+  std::vector<int> pids = {static_cast<int>(replica->pid())};
+  for (const auto& worker : replica->workers()) pids.push_back(static_cast<int>(worker.pid()));
+  EXPECT_EQ(pids.size(), 3u);  // the replica, and the workers of REPLICATION and DEFAULT
+  for (int pid : pids) {
+    const std::vector<std::string> threads = ThreadCpus(pid);
+    EXPECT_GE(threads.size(), 3u) << pid;
+    for (const auto& list : threads) EXPECT_EQ(list, last) << pid;
+  }
+}
+
+// ferry-bench's default placement puts the master and its own clients on the first half of the
+// CPUs and the replica site on the rest; "shared" leaves every process on any.
+TEST(ExecutablesTest, FerryBenchPlacesTheSitesOnCpusOfTheirOwn) {
+  const std::vector<int> cpus = AllowedCpus();
+  if (cpus.size() < 2) GTEST_SKIP() << "needs two CPUs; this process may use one";
+  const auto half = cpus.begin() + static_cast<std::ptrdiff_t>(cpus.size() / 2);
+  const std::string master_side = FormatCpuList({cpus.begin(), half});
+  const std::string replica_side = FormatCpuList({half, cpus.end()});
+  const std::string all = FormatCpuList(cpus);
+  TempDir dir;
+  auto bench = [&](const std::string& args) {
+    const std::string out = dir.File("bench.out");
+    const std::string command = testing::Executable("ferry-bench") +
+                                " -T 200 --runs e2e-1 --json --dir " + dir.File("bench") + " " +
+                                args + " > " + out + " 2>&1";
+    int code = std::system(command.c_str());
+    EXPECT_EQ(WEXITSTATUS(code), 0) << testing::ReadFile(out);
+    return testing::ReadFile(out);
+  };
+  EXPECT_THAT(
+      bench(""),
+      HasSubstr("\"placement\":{\"mode\":\"split\",\"master_cpus\":\"" + master_side +
+                "\",\"replica_cpus\":\"" + replica_side + "\",\"seen\":{\"ferry-bench\":\"" +
+                master_side + "\",\"ferry-master\":\"" + master_side + "\",\"ferry-replica\":\"" +
+                replica_side + "\",\"ferry-worker\":\"" + replica_side + "\"}}"));
+  EXPECT_THAT(bench("--placement shared"),
+              HasSubstr("\"placement\":{\"mode\":\"shared\",\"master_cpus\":\"\","
+                        "\"replica_cpus\":\"\",\"seen\":{\"ferry-bench\":\"" +
+                        all + "\",\"ferry-master\":\"" + all + "\",\"ferry-replica\":\"" + all +
+                        "\",\"ferry-worker\":\"" + all + "\"}}"));
 }
 
 // The scripts check their arguments before they need anything installed (PostgreSQL, apt).
@@ -754,6 +843,7 @@ TEST(ExecutablesTest, ScriptsRefuseBadArgumentsNamingThem) {
       {postgres, "--runs e2e-1,e2e-n", 1, "unknown run 'e2e-n' (e2e-1, catch-up, latency)"},
       {postgres, "--subscriber-synchronous-commit maybe", 1,
        "--subscriber-synchronous-commit: on or off"},
+      {postgres, "--placement mixed", 1, "--placement: split or shared, not 'mixed'"},
       {postgres, "--fast", 1, "unknown argument: --fast"},
       {"scripts/setup.sh", "--with-oracle", 2,
        "setup: unknown option '--with-oracle' (--with-postgres)"},
@@ -784,6 +874,21 @@ TEST(ExecutablesTest, BadArgumentsAreRefusedNamingThem) {
   std::tie(code, out) = run(testing::Executable("ferry-bench") + " --master tcp://127.0.0.1:1");
   EXPECT_EQ(code, 2);
   EXPECT_THAT(out, HasSubstr("needs all of --master, --master-db, --site, --replica"));
+  std::tie(code, out) = run(testing::Executable("ferry-bench") + " --placement mixed");
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("--placement is split or shared, not 'mixed'"));
+  std::tie(code, out) =
+      run(testing::Executable("ferry-master") + " --master-config " +
+          testing::DeployedMasterConfiguration() + " --db " + dir.File("m.db") + " --cpus 1000");
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("ferry-master: --cpus: '1000' names CPUs this process may not run "
+                             "on: 1000 (this machine's online CPUs: "));
+  std::tie(code, out) =
+      run(testing::Executable("ferry-replica") + " --site SITE-A --master tcp://127.0.0.1:1 --db " +
+          dir.File("r.db") + " --cpus 0-");
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("ferry-replica: --cpus: '0-' is not a CPU list (like 0, 0-3 or "
+                             "0,2-3): '0-' is not a CPU number below 1024 or a range of them"));
   std::tie(code, out) = run(testing::Executable("ferry-bench") + " -T 0");
   EXPECT_EQ(code, 2);
   EXPECT_THAT(out, HasSubstr("--transactions, --clients, --latency-rate and --latency-seconds "
