@@ -94,8 +94,11 @@ class Master {
 };
 
 // How long committed transactions may wait, durable, for SQLite's group commit (at most;
-// sooner when the master has nothing else to do or is asked its status).
-inline constexpr std::chrono::milliseconds kFlushDelay{5};
+// sooner when the master has nothing else to do, is asked its status or maintains its store).
+// 50 ms, not 5: a group then writes about a third of the WAL pages a transaction (pages that
+// the transactions of a group share are written once), and one client end to end went 20%
+// faster (docs/benchmarks.md, the tenth session).
+inline constexpr std::chrono::milliseconds kFlushDelay{50};
 // Requests a port is served per turn of the poll loop, and so the most submits one group
 // commits. Without a bound, clients that always have a submit waiting kept the loop on the
 // submit port: the replicas' acks went unread, the streams stood at their windows and
