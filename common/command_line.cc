@@ -4,6 +4,8 @@
 #include <iostream>
 #include <stdexcept>
 
+#include "common/cpus.h"
+
 namespace ferry {
 
 namespace po = boost::program_options;
@@ -32,6 +34,11 @@ std::optional<int> ParseCommandLine(const CommandLine& line, int argc, char** ar
     }
     po::notify(*vm);
     if (line.check) line.check();
+    if (line.cpus && !line.cpus->empty()) {
+      if (Status placed = RunOnlyOnCpus(*line.cpus); !placed.ok()) {
+        throw po::error("--cpus: " + placed.message());
+      }
+    }
   } catch (const std::exception& e) {
     std::cerr << line.program << ": " << e.what() << "\n(see " << line.program << " --help)\n";
     return 2;

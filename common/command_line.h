@@ -26,6 +26,10 @@ struct CommandLine {
   // Runs once every option is stored in its variable: checks and conversions that throw
   // boost::program_options::error or std::invalid_argument naming what is wrong.
   std::function<void()> check;
+  // The variable of the program's --cpus option, if it takes one. Once the options are checked
+  // and it is set, the process is kept to those CPUs (RunOnlyOnCpus), before main() starts any
+  // thread; CPUs it cannot have are an error like any bad option.
+  const std::string* cpus = nullptr;
 };
 
 // Parses `argv` by `described` into `*vm` and the variables the options are bound to.

@@ -2,7 +2,6 @@
 #include <boost/program_options.hpp>
 
 #include "common/command_line.h"
-#include "common/cpus.h"
 #include "common/log.h"
 #include "common/node_main.h"
 #include "master/master.h"
@@ -48,13 +47,8 @@ int main(int argc, char** argv) {
       throw po::error("--heartbeat-ms, --stream-window and --outbox-quota must be positive");
     }
     options.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
-    // Here, before the ZeroMQ context and the commit log start their threads, which inherit it.
-    if (!cpus.empty()) {
-      if (auto placed = ferry::RunOnlyOnCpus(cpus); !placed.ok()) {
-        throw po::error("--cpus: " + placed.message());
-      }
-    }
   };
+  line.cpus = &cpus;
   po::variables_map vm;
   if (auto exit_code = ferry::ParseCommandLine(line, argc, argv, described, &vm)) return *exit_code;
 

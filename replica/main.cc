@@ -5,7 +5,6 @@
 #include <filesystem>
 
 #include "common/command_line.h"
-#include "common/cpus.h"
 #include "common/log.h"
 #include "common/node_main.h"
 #include "replica/replica.h"
@@ -109,13 +108,8 @@ int main(int argc, char** argv) {
     options.job_retention = std::chrono::seconds(retention_s);
     options.sync_interval = std::chrono::milliseconds(sync_interval_ms);
     options.db_lock_timeout = std::chrono::milliseconds(db_lock_timeout_ms);
-    // Here, before the ZeroMQ context starts its thread; threads and workers inherit it.
-    if (!cpus.empty()) {
-      if (auto placed = ferry::RunOnlyOnCpus(cpus); !placed.ok()) {
-        throw po::error("--cpus: " + placed.message());
-      }
-    }
   };
+  line.cpus = &cpus;
   po::variables_map vm;
   if (auto exit_code = ferry::ParseCommandLine(line, argc, argv, described, &vm)) return *exit_code;
   ferry::SetLogProgram("ferry-replica[" + options.site + "]");
