@@ -2,6 +2,8 @@
 
 #include <google/protobuf/text_format.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <algorithm>
 #include <atomic>
@@ -266,10 +268,37 @@ Status Latency(Run& run, const BenchOptions& options, const std::string& site,
   return Status::Ok();
 }
 
+// The interrupts (IRQ numbers) of the disk that holds `path`, as sysfs lists them for its
+// device or the nearest parent that has any (a PCI device's msi_irqs, or an irq file); none if
+// sysfs does not say.
+std::vector<int> DiskInterrupts(const std::string& path) {
+  std::vector<int> irqs;
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return irqs;
+  std::error_code error;
+  std::filesystem::path device = std::filesystem::canonical(
+      "/sys/dev/block/" + std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev)),
+      error);
+  if (error) return irqs;
+  for (; device.has_relative_path(); device = device.parent_path()) {
+    std::error_code absent;
+    if (std::filesystem::is_directory(device / "msi_irqs", absent)) {
+      for (const auto& entry : std::filesystem::directory_iterator(device / "msi_irqs", absent)) {
+        irqs.push_back(std::atoi(entry.path().filename().c_str()));
+      }
+      return irqs;
+    }
+    std::ifstream irq_file(device / "irq");
+    int irq = 0;
+    if (irq_file >> irq && irq > 0) return {irq};
+  }
+  return irqs;
+}
+
 // Placement "split" (BenchOptions::placement): sets result->master_cpus and replica_cpus and
 // restricts this process, the clients, to the master's. Before any thread starts: threads
 // inherit it. With fewer than two CPUs it notes why every process runs on any.
-Status PlaceSides(BenchResult* result) {
+Status PlaceSides(const BenchOptions& options, BenchResult* result) {
   const std::vector<int> cpus = AllowedCpus();
   if (cpus.size() < 2) {
     result->notes.push_back("placement split needs two CPUs, and this process may run on " +
@@ -277,10 +306,22 @@ Status PlaceSides(BenchResult* result) {
     return Status::Ok();
   }
   const auto half = cpus.begin() + static_cast<std::ptrdiff_t>(cpus.size() / 2);
-  const std::string master_cpus = FormatCpuList({cpus.begin(), half});
+  std::vector<int> master_side(cpus.begin(), half), replica_side(half, cpus.end());
+  // The master's commit log fsyncs are on its clients' path: its side takes the half with the
+  // CPU that handles the disk's interrupts, where the fsyncs' completions wake its fsync thread
+  // without a second CPU's help (docs/benchmarks.md, "Placement").
+  std::ifstream interrupts_file("/proc/interrupts");
+  const std::string interrupts((std::istreambuf_iterator<char>(interrupts_file)),
+                               std::istreambuf_iterator<char>());
+  result->disk_interrupt_cpu = BusiestCpu(interrupts, DiskInterrupts(options.work_dir), cpus);
+  if (result->disk_interrupt_cpu &&
+      std::count(replica_side.begin(), replica_side.end(), *result->disk_interrupt_cpu)) {
+    std::swap(master_side, replica_side);
+  }
+  const std::string master_cpus = FormatCpuList(master_side);
   FERRY_RETURN_IF_ERROR(RunOnlyOnCpus(master_cpus));
   result->master_cpus = master_cpus;
-  result->replica_cpus = FormatCpuList({half, cpus.end()});
+  result->replica_cpus = FormatCpuList(replica_side);
   return Status::Ok();
 }
 
@@ -326,6 +367,38 @@ StatusOr<BenchResult> RunAttached(const BenchOptions& options) {
 
 }  // namespace
 
+std::optional<int> BusiestCpu(const std::string& proc_interrupts, const std::vector<int>& irqs,
+                              const std::vector<int>& cpus) {
+  std::istringstream lines(proc_interrupts);
+  std::string line;
+  std::vector<int> columns;  // the CPU of each count column, from the header "CPU0 CPU1 ..."
+  if (std::getline(lines, line)) {
+    std::istringstream header(line);
+    std::string name;
+    while (header >> name) {
+      if (name.rfind("CPU", 0) == 0) columns.push_back(std::atoi(name.c_str() + 3));
+    }
+  }
+  std::map<int, uint64_t> handled;  // CPU -> interrupts of `irqs`
+  while (std::getline(lines, line)) {
+    std::istringstream fields(line);
+    std::string label;
+    if (!(fields >> label) || label.back() != ':') continue;
+    const int irq = std::atoi(label.c_str());
+    if (std::find(irqs.begin(), irqs.end(), irq) == irqs.end()) continue;
+    for (int cpu : columns) {
+      uint64_t count = 0;
+      if (!(fields >> count)) break;
+      handled[cpu] += count;
+    }
+  }
+  std::optional<int> busiest;
+  for (int cpu : cpus) {
+    if (handled[cpu] > 0 && (!busiest || handled[cpu] > handled[*busiest])) busiest = cpu;
+  }
+  return busiest;
+}
+
 void RecordPeakMemory(const std::string& run, const std::map<std::string, double>& peaks_mb,
                       BenchResult* result) {
   for (const auto& [process, mb] : peaks_mb) {
@@ -349,7 +422,7 @@ StatusOr<BenchResult> OrdersBench::Run() {
   auto catalog = Catalog::Load(*config);
   if (!catalog.ok()) return catalog.status();
   BenchResult result;
-  if (options_.placement == "split") FERRY_RETURN_IF_ERROR(PlaceSides(&result));
+  if (options_.placement == "split") FERRY_RETURN_IF_ERROR(PlaceSides(options_, &result));
   auto wanted = [&](const std::string& run) {
     return std::find(options_.runs.begin(), options_.runs.end(), run) != options_.runs.end();
   };
@@ -405,6 +478,10 @@ std::string Placement(const BenchResult& result) {
                          ? "shared: every process on any CPU"
                          : "split: master and clients on CPUs " + result.master_cpus +
                                ", the replica site on CPUs " + result.replica_cpus;
+  if (!result.master_cpus.empty() && result.disk_interrupt_cpu) {
+    text +=
+        "; CPU " + std::to_string(*result.disk_interrupt_cpu) + " handles the disk's interrupts";
+  }
   std::string seen;
   for (const auto& [process, cpus] : result.cpus_seen) {
     seen += (seen.empty() ? "" : ", ") + process.substr(process.find('-') + 1) + " " + cpus;
@@ -551,7 +628,9 @@ std::string FormatJson(const BenchOptions& options, const BenchResult& result) {
   }
   out << "},\"placement\":{\"mode\":\"" << (result.master_cpus.empty() ? "shared" : "split")
       << "\",\"master_cpus\":\"" << result.master_cpus << "\",\"replica_cpus\":\""
-      << result.replica_cpus << "\",\"seen\":{";
+      << result.replica_cpus << "\",\"disk_interrupt_cpu\":"
+      << (result.disk_interrupt_cpu ? std::to_string(*result.disk_interrupt_cpu) : "null")
+      << ",\"seen\":{";
   first = true;
   for (const auto& [process, cpus] : result.cpus_seen) {
     out << (first ? "" : ",") << "\"" << process << "\":\"" << cpus << "\"";

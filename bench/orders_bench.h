@@ -58,6 +58,9 @@ struct BenchResult {
   // what /proc said each kind of process (ferry-bench too) may run on during the runs.
   std::string master_cpus, replica_cpus;
   std::map<std::string, std::string> cpus_seen;
+  // Split: the CPU that had handled the most interrupts of the disk holding the runs' folder
+  // (its half is the master's), if /proc and sysfs said.
+  std::optional<int> disk_interrupt_cpu;
   bool converged = true;           // every run ended with equal rows
   std::vector<std::string> notes;  // what did not converge, and why; peaks over 50 MB, by run
 };
@@ -91,6 +94,11 @@ void RecordPeakMemory(const std::string& run, const std::map<std::string, double
 std::map<std::string, double> CpuMicrosPerTransaction(const std::map<std::string, double>& before,
                                                       const std::map<std::string, double>& after,
                                                       uint64_t transactions);
+
+// Of `cpus`, the one that has handled the most interrupts `irqs` so far, by the text of
+// /proc/interrupts; none if none of them has handled any.
+std::optional<int> BusiestCpu(const std::string& proc_interrupts, const std::vector<int>& irqs,
+                              const std::vector<int>& cpus);
 
 // The table ferry-bench prints, and its --json form.
 std::string FormatTable(const BenchOptions& options, const BenchResult& result);

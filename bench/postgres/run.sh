@@ -76,10 +76,12 @@ Options:
   --no-subscriber-fk       leave the subscriber's foreign keys unchecked by the apply worker
                            (PostgreSQL's default)
   --timeout SECONDS        give up when the subscriber has not converged (default 1800)
-  --placement split|shared split (default): the publisher cluster and pgbench on the first half
-                           of the CPUs this script may use, the subscriber cluster on the rest
-                           (taskset), as ferry-bench --placement split places the master and its
-                           clients and the replica site; shared: every process on any CPU
+  --placement split|shared split (default): the publisher cluster and pgbench on one half of
+                           the CPUs this script may use (the half with the CPU that handles the
+                           interrupts of the disk holding --dir, when sysfs says), the subscriber
+                           cluster on the other (taskset), as ferry-bench --placement split places
+                           the master and its clients and the replica site; shared: every process
+                           on any CPU
   -h, --help               this text
 
 Peak memory: VmHWM of every process of each cluster, sampled every 0.5 s from the timed part's
@@ -137,10 +139,31 @@ done
 for tool in ss awk sort taskset; do command -v "$tool" >/dev/null || die "needs $tool"; done
 
 # --- Placement -------------------------------------------------------------------------------
+# The CPU, of those given after the path, that has handled the most interrupts of the disk
+# holding the path (its device's or a parent's msi_irqs in sysfs); nothing if sysfs or
+# /proc/interrupts do not say.
+disk_interrupt_cpu() {
+  local path=$1 dev dir irqs f
+  shift
+  while [[ ! -e $path ]]; do path=$(dirname -- "$path"); done
+  dev=$(stat -c '%Hd:%Ld' -- "$path" 2>/dev/null) || return 0
+  dir=$(readlink -f "/sys/dev/block/$dev" 2>/dev/null) || return 0
+  while [[ -n $dir && $dir != / && ! -d $dir/msi_irqs ]]; do dir=$(dirname -- "$dir"); done
+  [[ -d $dir/msi_irqs ]] || return 0
+  irqs=""
+  for f in "$dir"/msi_irqs/*; do irqs+="${f##*/} "; done
+  awk -v irqs=" $irqs" -v allowed=" $* " '
+    NR == 1 { for (i = 1; i <= NF; i++) column[i] = substr($i, 4); n = NF; next }
+    { irq = $1; sub(":", "", irq); if (index(irqs, " " irq " ") == 0) next
+      for (i = 1; i <= n; i++) count[column[i]] += $(i + 1) }
+    END { best = ""; for (c in count) if (index(allowed, " " c " ") && count[c] > 0 &&
+                                       (best == "" || count[c] > count[best])) best = c
+          print best }' /proc/interrupts
+}
 # split: the publisher's side (its cluster, pgbench) on the first half of the CPUs this script
 # may use, the subscriber's on the rest; shared: both on all of them.
 all_cpus=$(taskset -pc $$ | sed 's/.*: *//')
-pub_cpus=$all_cpus sub_cpus=$all_cpus split=0
+pub_cpus=$all_cpus sub_cpus=$all_cpus split=0 irq_cpu=""
 if [[ $PLACEMENT == split ]]; then
   allowed=()
   IFS=, read -r -a parts <<<"$all_cpus"
@@ -155,6 +178,12 @@ if [[ $PLACEMENT == split ]]; then
     half=$((${#allowed[@]} / 2))
     pub_cpus=$(IFS=,; echo "${allowed[*]:0:half}")
     sub_cpus=$(IFS=,; echo "${allowed[*]:half}")
+    # The publisher's commits wait for their flushes: its half takes the CPU that handles the
+    # disk's interrupts (as ferry-bench does for the master).
+    irq_cpu=$(disk_interrupt_cpu "${DIR:-/tmp}" "${allowed[@]}")
+    if [[ -n $irq_cpu && ,$sub_cpus, == *,$irq_cpu,* ]]; then
+      swap=$pub_cpus pub_cpus=$sub_cpus sub_cpus=$swap
+    fi
     split=1
   else
     echo "bench/postgres/run.sh: --placement split needs two CPUs; every process runs on any" >&2
@@ -162,7 +191,9 @@ if [[ $PLACEMENT == split ]]; then
 fi
 placement_text() {
   if ((split)); then
-    echo "split: publisher and pgbench on CPUs $pub_cpus, subscriber on CPUs $sub_cpus"
+    local note=""
+    [[ -n $irq_cpu ]] && note="; CPU $irq_cpu handles the disk's interrupts"
+    echo "split: publisher and pgbench on CPUs $pub_cpus, subscriber on CPUs $sub_cpus$note"
   else
     echo "shared: every process on any CPU"
   fi

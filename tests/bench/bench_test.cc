@@ -94,10 +94,31 @@ TEST(FormatTableTest, SplitSaysWhereEachProcessRanAndWhatEachSidesCpusAllow) {
                                "transaction needed 500 us of CPUs 0, 1200 of CPUs 1-2)"));
   EXPECT_THAT(FormatJson(options, result),
               HasSubstr("\"placement\":{\"mode\":\"split\",\"master_cpus\":\"0\","
-                        "\"replica_cpus\":\"1-2\",\"seen\":{\"ferry-bench\":\"0\","));
+                        "\"replica_cpus\":\"1-2\",\"disk_interrupt_cpu\":null,\"seen\":{"
+                        "\"ferry-bench\":\"0\","));
+  result.disk_interrupt_cpu = 0;
+  EXPECT_THAT(FormatTable(options, result),
+              HasSubstr("the replica site on CPUs 1-2; CPU 0 handles the disk's interrupts (seen"));
+  EXPECT_THAT(FormatJson(options, result), HasSubstr("\"disk_interrupt_cpu\":0,"));
   result.master_cpus = result.replica_cpus = "";
   result.cpus_seen.clear();
   EXPECT_THAT(FormatTable(options, result), HasSubstr("shared: every process on any CPU\n"));
+}
+
+// The CPU that handled the most of the disk's interrupts, by /proc/interrupts: its IRQs' counts
+// summed per CPU column, other IRQs and CPUs this process may not use left out.
+TEST(BusiestCpuTest, CountsOnlyTheDisksInterruptsOnTheCpusAllowed) {
+  const std::string interrupts =
+      "           CPU0       CPU1       CPU2\n"
+      " 34:       1276          0          0 PCI-MSIX-0000:00:05.0   1-edge      virtio4-input\n"
+      " 35:          0          1          0 PCI-MSIX-0000:00:02.0   0-edge      virtio1-config\n"
+      " 36:         10     147734    9000000 PCI-MSIX-0000:00:02.0   1-edge      virtio1-req.0\n"
+      "NMI:          0          0          0   Non-maskable interrupts\n";
+  EXPECT_EQ(BusiestCpu(interrupts, {35, 36}, {0, 1, 2}), 2);
+  EXPECT_EQ(BusiestCpu(interrupts, {35, 36}, {0, 1}), 1);  // CPU 2 not ours
+  EXPECT_EQ(BusiestCpu(interrupts, {34}, {0, 1, 2}), 0);
+  EXPECT_EQ(BusiestCpu(interrupts, {40}, {0, 1, 2}), std::nullopt);  // no such IRQ
+  EXPECT_EQ(BusiestCpu("", {36}, {0, 1}), std::nullopt);
 }
 
 // A worker that exited during the run took its CPU time with it: its kind's total fell, and

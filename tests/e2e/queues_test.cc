@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -789,14 +790,15 @@ TEST(ExecutablesTest, NodesAndTheWorkersTheyStartRunOnlyOnTheirCpus) {
   }
 }
 
-// ferry-bench's default placement puts the master and its own clients on the first half of the
-// CPUs and the replica site on the rest; "shared" leaves every process on any.
+// ferry-bench's default placement puts the master and its own clients on one half of the CPUs
+// (the half whose CPU handles the disk's interrupts, when the machine says which) and the
+// replica site on the other; "shared" leaves every process on any.
 TEST(ExecutablesTest, FerryBenchPlacesTheSitesOnCpusOfTheirOwn) {
   const std::vector<int> cpus = AllowedCpus();
   if (cpus.size() < 2) GTEST_SKIP() << "needs two CPUs; this process may use one";
   const auto half = cpus.begin() + static_cast<std::ptrdiff_t>(cpus.size() / 2);
-  const std::string master_side = FormatCpuList({cpus.begin(), half});
-  const std::string replica_side = FormatCpuList({half, cpus.end()});
+  const std::string first = FormatCpuList({cpus.begin(), half});
+  const std::string second = FormatCpuList({half, cpus.end()});
   const std::string all = FormatCpuList(cpus);
   TempDir dir;
   auto bench = [&](const std::string& args) {
@@ -808,15 +810,28 @@ TEST(ExecutablesTest, FerryBenchPlacesTheSitesOnCpusOfTheirOwn) {
     EXPECT_EQ(WEXITSTATUS(code), 0) << testing::ReadFile(out);
     return testing::ReadFile(out);
   };
-  EXPECT_THAT(
-      bench(""),
-      HasSubstr("\"placement\":{\"mode\":\"split\",\"master_cpus\":\"" + master_side +
-                "\",\"replica_cpus\":\"" + replica_side + "\",\"seen\":{\"ferry-bench\":\"" +
-                master_side + "\",\"ferry-master\":\"" + master_side + "\",\"ferry-replica\":\"" +
-                replica_side + "\",\"ferry-worker\":\"" + replica_side + "\"}}"));
+  const std::string split = bench("");
+  std::smatch placed;
+  ASSERT_TRUE(std::regex_search(
+      split, placed,
+      std::regex("\"placement\":\\{\"mode\":\"split\",\"master_cpus\":\"([0-9,-]+)\","
+                 "\"replica_cpus\":\"([0-9,-]+)\",\"disk_interrupt_cpu\":(null|[0-9]+),")))
+      << split;
+  const std::string master = placed[1], replica = placed[2];
+  EXPECT_TRUE((master == first && replica == second) || (master == second && replica == first))
+      << master << " | " << replica;
+  if (placed[3] != "null") {
+    auto master_cpus = ParseCpuList(master);
+    ASSERT_OK(master_cpus.status());
+    EXPECT_EQ(std::count(master_cpus->begin(), master_cpus->end(), std::stoi(placed[3])), 1);
+  }
+  EXPECT_THAT(split, HasSubstr("\"seen\":{\"ferry-bench\":\"" + master + "\",\"ferry-master\":\"" +
+                               master + "\",\"ferry-replica\":\"" + replica +
+                               "\",\"ferry-worker\":\"" + replica + "\"}}"));
   EXPECT_THAT(bench("--placement shared"),
               HasSubstr("\"placement\":{\"mode\":\"shared\",\"master_cpus\":\"\","
-                        "\"replica_cpus\":\"\",\"seen\":{\"ferry-bench\":\"" +
+                        "\"replica_cpus\":\"\",\"disk_interrupt_cpu\":null,\"seen\":{"
+                        "\"ferry-bench\":\"" +
                         all + "\",\"ferry-master\":\"" + all + "\",\"ferry-replica\":\"" + all +
                         "\",\"ferry-worker\":\"" + all + "\"}}"));
 }
