@@ -41,9 +41,10 @@ int main(int argc, char** argv) {
       "bin-dir", po::value(&options.bin_dir)->default_value(options.bin_dir),
       "folder of ferry-master, ferry-replica and ferry-worker")(
       "placement", po::value(&options.placement)->default_value(options.placement),
-      "split: the master and the clients on the first half of the CPUs, the replica site and "
-      "its workers on the rest, like two sites on hosts of their own (needs two CPUs); shared: "
-      "every process on any CPU. See docs/benchmarks.md, \"Placement\"")(
+      "split: the master and the clients on one half of the CPUs (the half with the CPU that "
+      "handles the interrupts of the disk holding --dir, if the machine says), the replica site "
+      "and its workers on the other, like two sites on hosts of their own (needs two CPUs); "
+      "shared: every process on any CPU. See docs/benchmarks.md, \"Placement\"")(
       "master-config", po::value(&options.master_config)->default_value(options.master_config),
       "master configuration whose LU catalog is used (with --master: that deployment's own)")(
       "json", po::bool_switch(&json), "print the figures as JSON")(

@@ -20,11 +20,12 @@ struct BenchOptions {
   std::string master_config;  // its catalog is used; its replica sites are replaced by BENCH
   std::string work_dir;       // databases and logs, one folder per run
   std::vector<std::string> runs = {"e2e-1", "e2e-n", "catch-up", "latency"};
-  // Where the processes of a deployment started here run. "split": the first half of the CPUs
-  // this process may use for the master and the clients (this process), the rest for the
+  // Where the processes of a deployment started here run. "split": half of the CPUs this
+  // process may use for the master and the clients (this process), the other half for the
   // replica site and its workers, as if master and replica were sites on hosts of their own
-  // (each side's threads then wake each other on their own CPUs). "shared": any process on any
-  // CPU.
+  // (each side's threads then wake each other on their own CPUs); the master's half is the one
+  // with the CPU that handles the interrupts of the disk holding work_dir, if the machine says.
+  // "shared": any process on any CPU.
   std::string placement = "split";
   // Set: a deployment that runs already, with empty databases, instead of one started here.
   // master_config is then that deployment's own; `site` one of its replica sites.

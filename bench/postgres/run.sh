@@ -160,8 +160,9 @@ disk_interrupt_cpu() {
                                        (best == "" || count[c] > count[best])) best = c
           print best }' /proc/interrupts
 }
-# split: the publisher's side (its cluster, pgbench) on the first half of the CPUs this script
-# may use, the subscriber's on the rest; shared: both on all of them.
+# split: the publisher's side (its cluster, pgbench) on one half of the CPUs this script may use
+# (the half with the disk's interrupt CPU, else the first), the subscriber's on the other;
+# shared: both on all of them.
 all_cpus=$(taskset -pc $$ | sed 's/.*: *//')
 pub_cpus=$all_cpus sub_cpus=$all_cpus split=0 irq_cpu=""
 if [[ $PLACEMENT == split ]]; then
