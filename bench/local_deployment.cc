@@ -169,32 +169,33 @@ Status LocalDeployment::SubmitWorkload(OrdersWorkload& workload, uint64_t from, 
   return Status::Ok();
 }
 
-double PeakResidentMb(int pid, const std::string& name) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  bool same_process = false;
-  while (std::getline(status, line)) {
-    if (line.rfind("Name:", 0) == 0) same_process = line.find(name) != std::string::npos;
-    if (line.rfind("VmHWM:", 0) == 0 && same_process) {
-      return std::stod(line.substr(6)) / 1024.0;  // kB
-    }
-  }
-  return 0.0;
-}
+namespace {
 
-std::string CpusAllowed(int pid, const std::string& name) {
+// The value after `key` ("VmHWM:") in /proc/PID/status, if the process's name still contains
+// `name`; nothing otherwise.
+std::optional<std::string> StatusField(int pid, const std::string& name, const std::string& key) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   bool same_process = false;
   while (std::getline(status, line)) {
     if (line.rfind("Name:", 0) == 0) same_process = line.find(name) != std::string::npos;
-    const std::string key = "Cpus_allowed_list:";
     if (line.rfind(key, 0) == 0 && same_process) {
       const size_t value = line.find_first_not_of(" \t", key.size());
       return value == std::string::npos ? "" : line.substr(value);
     }
   }
-  return "";
+  return std::nullopt;
+}
+
+}  // namespace
+
+double PeakResidentMb(int pid, const std::string& name) {
+  auto kb = StatusField(pid, name, "VmHWM:");
+  return kb && !kb->empty() ? std::stod(*kb) / 1024.0 : 0.0;
+}
+
+std::string CpusAllowed(int pid, const std::string& name) {
+  return StatusField(pid, name, "Cpus_allowed_list:").value_or("");
 }
 
 std::optional<double> CpuSeconds(int pid, const std::string& name) {

@@ -792,25 +792,45 @@ TEST(ExecutablesTest, NodesAndTheWorkersTheyStartRunOnlyOnTheirCpus) {
 
 // ferry-bench's default placement puts the master and its own clients on one half of the CPUs
 // (the half whose CPU handles the disk's interrupts, when the machine says which) and the
-// replica site on the other; "shared" leaves every process on any.
+// replica site on the other; "shared" leaves every process on any; kept to one CPU, it cannot
+// split, runs every process there and says why.
 TEST(ExecutablesTest, FerryBenchPlacesTheSitesOnCpusOfTheirOwn) {
   const std::vector<int> cpus = AllowedCpus();
-  if (cpus.size() < 2) GTEST_SKIP() << "needs two CPUs; this process may use one";
-  const auto half = cpus.begin() + static_cast<std::ptrdiff_t>(cpus.size() / 2);
-  const std::string first = FormatCpuList({cpus.begin(), half});
-  const std::string second = FormatCpuList({half, cpus.end()});
+  ASSERT_FALSE(cpus.empty());
   const std::string all = FormatCpuList(cpus);
   TempDir dir;
-  auto bench = [&](const std::string& args) {
+  // `prefix` runs before ferry-bench (taskset), `args` after it.
+  auto bench = [&](const std::string& prefix, const std::string& args) {
     const std::string out = dir.File("bench.out");
-    const std::string command = testing::Executable("ferry-bench") +
-                                " -T 200 --runs e2e-1 --json --dir " + dir.File("bench") + " " +
-                                args + " > " + out + " 2>&1";
+    const std::string command = prefix + testing::Executable("ferry-bench") +
+                                " -T 200 --runs e2e-1 --dir " + dir.File("bench") + " " + args +
+                                " > " + out + " 2>&1";
     int code = std::system(command.c_str());
     EXPECT_EQ(WEXITSTATUS(code), 0) << testing::ReadFile(out);
     return testing::ReadFile(out);
   };
-  const std::string split = bench("");
+
+  const std::string one = std::to_string(cpus.front());
+  const std::string alone = bench("taskset -c " + one + " ", "");
+  EXPECT_THAT(alone,
+              HasSubstr("placement                                      shared: every "
+                        "process on any CPU (seen: bench " +
+                        one + ", master " + one + ", replica " + one + ", worker " + one + ")"));
+  EXPECT_THAT(alone, HasSubstr("! placement split needs two CPUs, and this process may run on " +
+                               one + " only: every process ran on any CPU"));
+
+  EXPECT_THAT(bench("", "--json --placement shared"),
+              HasSubstr("\"placement\":{\"mode\":\"shared\",\"master_cpus\":\"\","
+                        "\"replica_cpus\":\"\",\"disk_interrupt_cpu\":null,\"seen\":{"
+                        "\"ferry-bench\":\"" +
+                        all + "\",\"ferry-master\":\"" + all + "\",\"ferry-replica\":\"" + all +
+                        "\",\"ferry-worker\":\"" + all + "\"}}"));
+
+  if (cpus.size() < 2) return;  // split needs two CPUs: the case above
+  const auto half = cpus.begin() + static_cast<std::ptrdiff_t>(cpus.size() / 2);
+  const std::string first = FormatCpuList({cpus.begin(), half});
+  const std::string second = FormatCpuList({half, cpus.end()});
+  const std::string split = bench("", "--json");
   std::smatch placed;
   ASSERT_TRUE(std::regex_search(
       split, placed,
@@ -828,12 +848,6 @@ TEST(ExecutablesTest, FerryBenchPlacesTheSitesOnCpusOfTheirOwn) {
   EXPECT_THAT(split, HasSubstr("\"seen\":{\"ferry-bench\":\"" + master + "\",\"ferry-master\":\"" +
                                master + "\",\"ferry-replica\":\"" + replica +
                                "\",\"ferry-worker\":\"" + replica + "\"}}"));
-  EXPECT_THAT(bench("--placement shared"),
-              HasSubstr("\"placement\":{\"mode\":\"shared\",\"master_cpus\":\"\","
-                        "\"replica_cpus\":\"\",\"disk_interrupt_cpu\":null,\"seen\":{"
-                        "\"ferry-bench\":\"" +
-                        all + "\",\"ferry-master\":\"" + all + "\",\"ferry-replica\":\"" + all +
-                        "\",\"ferry-worker\":\"" + all + "\"}}"));
 }
 
 // The scripts check their arguments before they need anything installed (PostgreSQL, apt).
